@@ -1,0 +1,14 @@
+// antema_fast._core: the binding layer. Each area registers itself from its own bind_<area>.cpp;
+// this file only hands the module to them.
+#include <pybind11/pybind11.h>
+
+namespace py = pybind11;
+
+// Registration functions of each area, defined in bind_<area>.cpp:
+
+PYBIND11_MODULE(_core, m) {
+    m.doc() = "antema_fast compiled core (private; use the antema_fast package API)";
+#ifdef ANTEMA_VERSION
+    m.attr("__version__") = ANTEMA_VERSION;
+#endif
+}

@@ -1,0 +1,130 @@
+"""The one frozen settings object that travels through every entry point.
+
+API calls, the command line, streams and Dask workers all take a :class:`Settings`; no parameter
+is declared twice with two defaults. Names keep ANTEMA's meaning in snake_case.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Separation = Literal["uecs", "watershed", "none"]
+Circularity = Literal["corrected", "legacy"]
+Backend = Literal["auto", "onnxruntime", "tensorrt", "threshold"]
+
+_SEPARATIONS = ("uecs", "watershed", "none")
+_CIRCULARITIES = ("corrected", "legacy")
+_BACKENDS = ("auto", "onnxruntime", "tensorrt", "threshold")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every parameter of the analysis, with the defaults of the SPEC (ANTEMA's where it has one).
+
+    Parameters
+    ----------
+    separation : {"uecs", "watershed", "none"}
+        How overlapping particles are separated. ``"uecs"`` is ultimate erosion of convex shapes.
+    convexity_threshold : float
+        Areas with convexity above this are single particles (ANTEMA: 0.95).
+    min_convexity : float
+        Areas with convexity below this are excluded as ``low_convexity`` (ANTEMA: 0.5).
+    min_diameter_nm : float
+        Despeckle size: areas smaller than a disc of this diameter are removed, holes smaller
+        than it are filled.
+    max_holes : int
+        Areas with more holes than this are excluded as ``too_many_holes`` (ANTEMA: 10).
+    min_marker_area_px : int
+        Floor of the UECS minimum marker area in pixels (ANTEMA: 30).
+    circularity : {"corrected", "legacy"}
+        ``"corrected"``: MATLAB ≥ R2023a bias-corrected circularity; ``"legacy"``: 4πA/P².
+    backend : {"auto", "onnxruntime", "tensorrt", "threshold"}
+        Segmentation engine.
+    model : str or None
+        Name of a shipped model or path to an ONNX file; None is the default shipped model.
+    threads : int or None
+        Threads for the segmentation engine; None lets the engine decide.
+    tile_size : int
+        Images larger than this (either side, px) are segmented in overlapping tiles.
+    bootstrap_samples : int
+        Resamples for the bootstrap 95 % confidence interval of the mean.
+    seed : int
+        Seed of the bootstrap, so that summaries are reproducible.
+
+    Examples
+    --------
+    >>> s = Settings(separation="none")
+    >>> s.convexity_threshold
+    0.95
+    >>> s.replace(min_diameter_nm=1.0).min_diameter_nm
+    1.0
+    """
+
+    separation: Separation = "uecs"
+    convexity_threshold: float = 0.95
+    min_convexity: float = 0.5
+    min_diameter_nm: float = 0.5
+    max_holes: int = 10
+    min_marker_area_px: int = 30
+    circularity: Circularity = "corrected"
+    backend: Backend = "auto"
+    model: str | None = None
+    threads: int | None = None
+    tile_size: int = 2048
+    bootstrap_samples: int = 2000
+    seed: int = 0
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        if self.separation not in _SEPARATIONS:
+            raise ValueError(f"separation: expected one of {_SEPARATIONS}, got {self.separation!r}")
+        if self.circularity not in _CIRCULARITIES:
+            raise ValueError(
+                f"circularity: expected one of {_CIRCULARITIES}, got {self.circularity!r}"
+            )
+        if self.backend not in _BACKENDS:
+            raise ValueError(f"backend: expected one of {_BACKENDS}, got {self.backend!r}")
+        for name in ("convexity_threshold", "min_convexity"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and 0.0 <= v <= 1.0):
+                raise ValueError(f"{name}: expected a number in [0, 1], got {v!r}")
+        if self.min_convexity > self.convexity_threshold:
+            raise ValueError(
+                "min_convexity must not exceed convexity_threshold: got "
+                f"{self.min_convexity} > {self.convexity_threshold}"
+            )
+        if not (isinstance(self.min_diameter_nm, (int, float)) and math.isfinite(self.min_diameter_nm)
+                and self.min_diameter_nm >= 0):
+            raise ValueError(f"min_diameter_nm: expected a finite number ≥ 0, got {self.min_diameter_nm!r}")
+        for name in ("max_holes", "min_marker_area_px", "tile_size", "bootstrap_samples"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise ValueError(f"{name}: expected an integer ≥ 0, got {v!r}")
+        if self.tile_size < 64:
+            raise ValueError(f"tile_size: expected at least 64 px, got {self.tile_size}")
+        if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
+            raise ValueError(f"threads: expected None or an integer ≥ 1, got {self.threads!r}")
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for manifests and spreadsheets (``extra`` included)."""
+        return dataclasses.asdict(self)
+
+    def min_area_px(self, pixel_size_nm: float) -> int:
+        """Despeckle area in pixels: ``ceil(π/4 · (min_diameter_nm / s)²)``."""
+        if not (pixel_size_nm > 0 and math.isfinite(pixel_size_nm)):
+            raise ValueError(f"pixel_size_nm: expected a finite number > 0, got {pixel_size_nm!r}")
+        return int(math.ceil(math.pi / 4.0 * (self.min_diameter_nm / pixel_size_nm) ** 2 - 1e-9))
+
+    def min_marker_area(self, pixel_size_nm: float) -> int:
+        """UECS minimum marker area: ``max(ceil(π/4 · (0.5 nm / s)²), min_marker_area_px)``."""
+        if not (pixel_size_nm > 0 and math.isfinite(pixel_size_nm)):
+            raise ValueError(f"pixel_size_nm: expected a finite number > 0, got {pixel_size_nm!r}")
+        a = int(math.ceil(math.pi / 4.0 * (0.5 / pixel_size_nm) ** 2 - 1e-9))
+        return max(a, self.min_marker_area_px)
