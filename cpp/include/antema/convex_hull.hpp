@@ -1,0 +1,183 @@
+// Exact convex hulls of pixel sets on integer coordinates, and the convex image.
+//
+// Hulls are built with Andrew's monotone chain (Inf. Process. Lett. 9 (1979) 216) on points that
+// are already sorted, in O(n), with int64 orientation tests, so they are exact. Collinear points
+// are dropped: the hull lists only its corners.
+//
+// Two hulls are used, both built from the per-row extents (leftmost and rightmost pixel of each
+// row), which carry every point that can be a hull vertex:
+//   * the hull of the pixel CORNERS, for the Feret diameters. Corner (i, j) is the point
+//     (i - 1/2, j - 1/2) in pixel coordinates, so integer corner indices are exact; a set of one
+//     pixel already has a 4-corner hull, so the hull is never degenerate.
+//   * the hull of the pixel EDGE MIDPOINTS, in doubled coordinates (the point (Y, X) is the pixel
+//     position (Y/2, X/2)), for the convex image: pixels whose centres (2r, 2c) lie STRICTLY
+//     inside it (MATLAB's ConvexImage convention of SPEC section 2; a centre on the hull does
+//     not count). Every pixel of the set is strictly inside, so the convex image contains the set.
+//
+// Public API (namespace antema):
+//   struct RowExtents  -- first row and, per row, [left, right] (left > right for an empty row)
+//   std::vector<IPoint> corner_hull(const RowExtents&);
+//   std::vector<IPoint> midpoint_hull(const RowExtents&);       // doubled coordinates
+//   RowExtents convex_rows(const std::vector<IPoint>& midpoint_hull, int row_first, int row_last);
+//   Points are (y = row, x = col); hulls are counter-clockwise in the (y, x) frame, that is
+//   cross(v[i+1] - v[i], p - v[i]) > 0 for p strictly inside.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <stdexcept>
+#include <vector>
+
+namespace antema {
+
+struct IPoint {
+    std::int64_t y;  // row direction
+    std::int64_t x;  // column direction
+};
+
+inline std::int64_t cross(const IPoint& o, const IPoint& a, const IPoint& b) {
+    return (a.y - o.y) * (b.x - o.x) - (a.x - o.x) * (b.y - o.y);
+}
+
+struct RowExtents {
+    int row0 = 0;                     // row of left[0]
+    std::vector<std::int32_t> left;   // leftmost column per row (INT32_MAX if the row is empty)
+    std::vector<std::int32_t> right;  // rightmost column per row (-1 ... INT32_MIN if empty)
+
+    void reset(int first_row, int n_rows) {
+        row0 = first_row;
+        left.assign(static_cast<std::size_t>(n_rows), std::numeric_limits<std::int32_t>::max());
+        right.assign(static_cast<std::size_t>(n_rows), std::numeric_limits<std::int32_t>::min());
+    }
+    int size() const { return static_cast<int>(left.size()); }
+    bool empty_row(int i) const { return left[static_cast<std::size_t>(i)] > right[static_cast<std::size_t>(i)]; }
+    void add(int r, int c) {
+        const auto i = static_cast<std::size_t>(r - row0);
+        if (c < left[i]) left[i] = c;
+        if (c > right[i]) right[i] = c;
+    }
+};
+
+// Monotone chain on points sorted by (y, x) without duplicates. Returns the hull
+// counter-clockwise in the (y, x) frame, without collinear points.
+inline std::vector<IPoint> hull_of_sorted(const std::vector<IPoint>& p) {
+    const std::size_t n = p.size();
+    if (n < 3) return p;
+    std::vector<IPoint> h(2 * n);
+    std::size_t k = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+        while (k >= 2 && cross(h[k - 2], h[k - 1], p[i]) <= 0) --k;
+        h[k++] = p[i];
+    }
+    const std::size_t lower = k + 1;
+    for (std::size_t i = n - 1; i-- > 0;) {
+        while (k >= lower && cross(h[k - 2], h[k - 1], p[i]) <= 0) --k;
+        h[k++] = p[i];
+    }
+    h.resize(k - 1);
+    return h;
+}
+
+// Hull of the pixel corners of a set given by its row extents. Throws if the set is empty.
+inline std::vector<IPoint> corner_hull(const RowExtents& e) {
+    std::vector<IPoint> pts;
+    pts.reserve(static_cast<std::size_t>(2 * e.size() + 2));
+    // Corner row y (y = row0 .. row0 + n) touches pixel rows y - 1 and y.
+    for (int i = 0; i <= e.size(); ++i) {
+        std::int64_t lo = std::numeric_limits<std::int64_t>::max();
+        std::int64_t hi = std::numeric_limits<std::int64_t>::min();
+        for (int j = i - 1; j <= i; ++j) {
+            if (j < 0 || j >= e.size() || e.empty_row(j)) continue;
+            lo = std::min<std::int64_t>(lo, e.left[static_cast<std::size_t>(j)]);
+            hi = std::max<std::int64_t>(hi, e.right[static_cast<std::size_t>(j)] + 1);
+        }
+        if (lo > hi) continue;
+        const std::int64_t y = e.row0 + i;
+        pts.push_back({y, lo});
+        pts.push_back({y, hi});  // hi > lo always (a pixel is one unit wide)
+    }
+    if (pts.empty()) throw std::invalid_argument("antema::corner_hull: expected a non-empty pixel set");
+    return hull_of_sorted(pts);
+}
+
+// Hull of the pixel edge midpoints, doubled coordinates. Throws if the set is empty.
+inline std::vector<IPoint> midpoint_hull(const RowExtents& e) {
+    std::vector<IPoint> pts;
+    pts.reserve(static_cast<std::size_t>(4 * e.size() + 2));
+    auto push_pair = [&](std::int64_t y, std::int64_t lo, std::int64_t hi) {
+        pts.push_back({y, lo});
+        if (hi != lo) pts.push_back({y, hi});
+    };
+    for (int i = -1; i < e.size(); ++i) {
+        // Odd doubled row 2r+1 between pixel rows r = row0 + i and r + 1: bottom midpoints of
+        // row r and top midpoints of row r + 1.
+        std::int64_t lo = std::numeric_limits<std::int64_t>::max();
+        std::int64_t hi = std::numeric_limits<std::int64_t>::min();
+        for (int j = i; j <= i + 1; ++j) {
+            if (j < 0 || j >= e.size() || e.empty_row(j)) continue;
+            lo = std::min<std::int64_t>(lo, 2 * std::int64_t{e.left[static_cast<std::size_t>(j)]});
+            hi = std::max<std::int64_t>(hi, 2 * std::int64_t{e.right[static_cast<std::size_t>(j)]});
+        }
+        if (lo <= hi) {
+            // Even doubled row 2r of pixel row r (left and right edge midpoints) goes before the
+            // odd row 2r + 1 to keep the (y, x) order.
+            const std::int64_t y = 2 * (std::int64_t{e.row0} + i) + 1;
+            if (i >= 0 && !e.empty_row(i)) {
+                const std::int64_t yr = 2 * (std::int64_t{e.row0} + i);
+                push_pair(yr, 2 * std::int64_t{e.left[static_cast<std::size_t>(i)]} - 1,
+                          2 * std::int64_t{e.right[static_cast<std::size_t>(i)]} + 1);
+            }
+            push_pair(y, lo, hi);
+        }
+    }
+    if (pts.empty()) throw std::invalid_argument("antema::midpoint_hull: expected a non-empty pixel set");
+    return hull_of_sorted(pts);
+}
+
+namespace detail {
+inline std::int64_t floor_div(std::int64_t a, std::int64_t b) {  // b > 0
+    std::int64_t q = a / b;
+    if ((a % b != 0) && (a < 0)) --q;
+    return q;
+}
+}  // namespace detail
+
+// Convex image as row intervals: for rows row_first..row_last, the columns c whose centre
+// (2r, 2c) lies strictly inside the midpoint hull (doubled coordinates, counter-clockwise).
+inline RowExtents convex_rows(const std::vector<IPoint>& h, int row_first, int row_last) {
+    RowExtents out;
+    const int n_rows = row_last - row_first + 1;
+    out.reset(row_first, n_rows < 0 ? 0 : n_rows);
+    const std::size_t m = h.size();
+    if (m < 3) return out;
+    for (int i = 0; i < n_rows; ++i) {
+        const std::int64_t y = 2 * (std::int64_t{row_first} + i);
+        std::int64_t cmin = std::numeric_limits<std::int32_t>::min();
+        std::int64_t cmax = std::numeric_limits<std::int32_t>::max();
+        bool empty = false;
+        for (std::size_t k = 0; k < m && !empty; ++k) {
+            const IPoint& v = h[k];
+            const IPoint& w = h[(k + 1) % m];
+            const std::int64_t ey = w.y - v.y, ex = w.x - v.x;
+            // inside: ey * (x - v.x) - ex * (y - v.y) > 0  <=>  ey * x > N
+            const std::int64_t nn = ey * v.x + ex * (y - v.y);
+            if (ey == 0) {
+                if (-ex * (y - v.y) <= 0) empty = true;
+            } else if (ey > 0) {  // 2c * ey > nn  <=>  c > nn / (2 ey)
+                cmin = std::max(cmin, detail::floor_div(nn, 2 * ey) + 1);
+            } else {  // 2c * |ey| < -nn  <=>  c < -nn / (2 |ey|)
+                const std::int64_t d = 2 * (-ey);
+                cmax = std::min(cmax, -detail::floor_div(nn, d) - 1);  // ceil(-nn/d) - 1
+            }
+        }
+        if (!empty && cmin <= cmax) {
+            out.left[static_cast<std::size_t>(i)] = static_cast<std::int32_t>(cmin);
+            out.right[static_cast<std::size_t>(i)] = static_cast<std::int32_t>(cmax);
+        }
+    }
+    return out;
+}
+
+}  // namespace antema
