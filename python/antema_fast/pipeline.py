@@ -1,0 +1,655 @@
+"""End to end: one micrograph (or several of one specimen) in, tables, summary and provenance out.
+
+Data flows one way: read → segment → separate and measure → summarise. :func:`analyze` runs every
+stage; :func:`finish` runs the stages after segmentation, so that streams and Dask workers can
+reuse them on an already segmented frame without re-implementing anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from os import PathLike
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from ._settings import Settings
+
+if TYPE_CHECKING:  # pragma: no cover - imported for type hints only
+    from .io import Micrograph
+    from .segment import Segmentation, Segmenter
+
+__all__ = [
+    "SUMMARY_QUANTITIES",
+    "AnalysisResult",
+    "SampleResult",
+    "analyze",
+    "analyze_sample",
+    "finish",
+    "summarize",
+]
+
+#: Quantities summarised per image and per sample: column -> (label, unit).
+SUMMARY_QUANTITIES: dict[str, tuple[str, str]] = {
+    "area_nm2": ("area", "nm²"),
+    "equivalent_diameter_nm": ("equivalent diameter", "nm"),
+    "feret_min_nm": ("min Feret diameter", "nm"),
+    "feret_max_nm": ("max Feret diameter", "nm"),
+    "aspect_ratio": ("aspect ratio", "–"),
+    "circularity": ("circularity", "–"),
+}
+
+#: Columns of the summary table, in order.
+SUMMARY_COLUMNS = (
+    "quantity",
+    "unit",
+    "count",
+    "mean",
+    "sd",
+    "median",
+    "ci95_low",
+    "ci95_high",
+)
+
+
+@dataclass(frozen=True)
+class AnalysisResult:
+    """Everything measured on one micrograph.
+
+    Attributes
+    ----------
+    name : str
+        Name of the image (file stem, or the name given to an array); also the ``image`` column.
+    micrograph : Micrograph
+        The image that was analysed, with its pixel size and where it came from.
+    table : pandas.DataFrame
+        One row per particle: an ``image`` column, then the SPEC section 2 columns.
+    summary : pandas.DataFrame
+        One row per quantity (see :data:`SUMMARY_QUANTITIES`): count, mean, sd, median and the
+        bootstrap 95 % confidence interval of the mean (``ci95_low``, ``ci95_high``).
+    excluded : pandas.DataFrame
+        Areas left out of the table, one row each, with a ``reason``.
+    counts : dict
+        Number of areas per reason (excluded reasons, and whatever separation reports).
+    mask : numpy.ndarray
+        The semantic (background / particle) mask from the segmentation, bool, H × W.
+    particles : list of Particle
+        Each particle's own mask (bounding-box origin and bitmap); separated particles may overlap.
+    timings : dict
+        Seconds per stage (``read``, ``segment``, ``separate_measure``, ``summarize``).
+    provenance : dict
+        Package version, model name and SHA-256, backend, settings, pixel size and its source,
+        input path.
+    """
+
+    name: str
+    micrograph: Micrograph
+    table: pd.DataFrame
+    summary: pd.DataFrame
+    excluded: pd.DataFrame
+    counts: dict[str, int]
+    mask: np.ndarray
+    particles: list[Any]
+    timings: dict[str, float]
+    provenance: dict[str, Any]
+
+    @property
+    def n_particles(self) -> int:
+        """Number of measured particles (rows of :attr:`table`)."""
+        return len(self.table)
+
+    @property
+    def pixel_size_nm(self) -> float:
+        """Pixel size used for every length, nm per pixel."""
+        return float(self.micrograph.pixel_size_nm)
+
+    def __repr__(self) -> str:
+        return (
+            f"AnalysisResult(name={self.name!r}, particles={self.n_particles}, "
+            f"pixel_size_nm={self.pixel_size_nm:g}, excluded={len(self.excluded)})"
+        )
+
+
+@dataclass(frozen=True)
+class SampleResult:
+    """Several images of one specimen: per-image results plus the pooled table and summary.
+
+    Attributes
+    ----------
+    name : str
+        Name of the sample (also the ``sample`` column of :attr:`table`).
+    images : list of AnalysisResult
+        One result per image, in input order.
+    table : pandas.DataFrame
+        The per-image tables stacked in input order (``image`` tells them apart).
+    summary : pandas.DataFrame
+        :func:`summarize` of the pooled table.
+    counts : dict
+        Excluded-area counts added over all images.
+    timings : dict
+        Seconds per stage added over all images.
+    provenance : dict
+        Provenance shared by the images (settings, model, backend) and the list of inputs.
+    """
+
+    name: str
+    images: list[AnalysisResult]
+    table: pd.DataFrame
+    summary: pd.DataFrame
+    counts: dict[str, int] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_particles(self) -> int:
+        """Number of particles pooled over all images."""
+        return len(self.table)
+
+    def __repr__(self) -> str:
+        return (
+            f"SampleResult(name={self.name!r}, images={len(self.images)}, "
+            f"particles={self.n_particles})"
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# summary statistics
+
+
+def _bootstrap_ci(
+    values: np.ndarray, n_resamples: int, rng: np.random.Generator
+) -> tuple[float, float]:
+    """Percentile bootstrap 95 % confidence interval of the mean of ``values`` (finite, n ≥ 1)."""
+    n = values.size
+    if n_resamples == 0:
+        return math.nan, math.nan
+    means = np.empty(n_resamples, dtype=np.float64)
+    # resample in chunks so that memory stays below ~16 MB of indices whatever n is
+    chunk = max(1, min(n_resamples, 2_000_000 // max(n, 1)))
+    for start in range(0, n_resamples, chunk):
+        stop = min(start + chunk, n_resamples)
+        idx = rng.integers(0, n, size=(stop - start, n))
+        means[start:stop] = values[idx].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def summarize(table: pd.DataFrame, settings: Settings | None = None) -> pd.DataFrame:
+    """Count, mean, SD, median and bootstrap 95 % CI of the mean for each summary quantity.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        A particle table (one image or several pooled). Quantities missing from it are reported
+        with count 0 and NaN statistics.
+    settings : Settings, optional
+        ``bootstrap_samples`` and ``seed`` are used; defaults to ``Settings()``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per quantity of :data:`SUMMARY_QUANTITIES`, columns :data:`SUMMARY_COLUMNS`.
+
+    Notes
+    -----
+    NaN values (for example the circularity of a one-pixel particle) are left out of that
+    quantity's statistics, so ``count`` can differ between rows. The SD is the sample standard
+    deviation (divisor n − 1; NaN for one value). The confidence interval is the 2.5 and 97.5
+    percentiles of the means of ``bootstrap_samples`` resamples with replacement; the random
+    generator is seeded from ``settings.seed`` and the quantity's position, so that the same table
+    and settings always give the same interval.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> t = pd.DataFrame({"equivalent_diameter_nm": [2.0, 4.0, 6.0]})
+    >>> s = summarize(t, Settings(bootstrap_samples=200))
+    >>> row = s.set_index("quantity").loc["equivalent_diameter_nm"]
+    >>> int(row["count"]), float(row["mean"]), float(row["sd"]), float(row["median"])
+    (3, 4.0, 2.0, 4.0)
+    >>> 2.0 <= row["ci95_low"] <= 4.0 <= row["ci95_high"] <= 6.0
+    True
+    """
+    settings = settings if settings is not None else Settings()
+    rows: list[dict[str, Any]] = []
+    for k, (column, (_label, unit)) in enumerate(SUMMARY_QUANTITIES.items()):
+        if column in table.columns:
+            values = pd.to_numeric(table[column], errors="coerce").to_numpy(dtype=np.float64)
+            values = values[np.isfinite(values)]
+        else:
+            values = np.empty(0, dtype=np.float64)
+        n = int(values.size)
+        row: dict[str, Any] = {"quantity": column, "unit": unit, "count": n}
+        if n == 0:
+            row.update(
+                mean=math.nan, sd=math.nan, median=math.nan, ci95_low=math.nan, ci95_high=math.nan
+            )
+        else:
+            rng = np.random.default_rng([settings.seed, k])
+            low, high = _bootstrap_ci(values, settings.bootstrap_samples, rng)
+            row.update(
+                mean=float(values.mean()),
+                sd=float(values.std(ddof=1)) if n > 1 else math.nan,
+                median=float(np.median(values)),
+                ci95_low=low,
+                ci95_high=high,
+            )
+        rows.append(row)
+    out = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
+    out["count"] = out["count"].astype(np.int64)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# inputs
+
+
+def _load(source: Any, pixel_size_nm: float | None) -> Micrograph:
+    """Turn a path, a Micrograph or a 2-D array into a Micrograph with a usable pixel size."""
+    from .io import Micrograph, read
+
+    if isinstance(source, (str, PathLike)):
+        return read(Path(source), pixel_size_nm=pixel_size_nm)
+    if isinstance(source, Micrograph):
+        if pixel_size_nm is not None:
+            _check_pixel_size(pixel_size_nm, "pixel_size_nm")
+            return replace(
+                source,
+                pixel_size_nm=float(pixel_size_nm),
+                pixel_size_x_nm=float(pixel_size_nm),
+                pixel_size_y_nm=float(pixel_size_nm),
+                pixel_size_source="user",
+            )
+        return source
+    if isinstance(source, np.ndarray):
+        if source.ndim != 2:
+            raise ValueError(
+                f"source: expected a 2-D image array, got an array of shape {source.shape}"
+            )
+        if pixel_size_nm is None:
+            raise ValueError(
+                "pixel_size_nm is required when source is an array: an array carries no "
+                "calibration (pass pixel_size_nm=<nm per pixel>)"
+            )
+        _check_pixel_size(pixel_size_nm, "pixel_size_nm")
+        return Micrograph.from_array(source, float(pixel_size_nm))
+    raise TypeError(
+        f"source: expected a path, a Micrograph or a 2-D numpy array, got {type(source).__name__}"
+    )
+
+
+def _check_pixel_size(value: Any, what: str) -> None:
+    if not (
+        isinstance(value, (int, float, np.floating, np.integer))
+        and math.isfinite(value)
+        and value > 0
+    ):
+        raise ValueError(f"{what}: expected a finite number of nm per pixel > 0, got {value!r}")
+
+
+def _image_name(micrograph: Micrograph) -> str:
+    name = getattr(micrograph, "name", None)
+    if name:
+        return str(name)
+    path = getattr(micrograph, "path", None)
+    return Path(path).stem if path else "image"
+
+
+# --------------------------------------------------------------------------------------------
+# provenance
+
+
+_SHA_CACHE: dict[tuple[str, int, int], str] = {}
+
+
+def _file_sha256(path: Path) -> str | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _SHA_CACHE:
+        h = hashlib.sha256()
+        with path.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        _SHA_CACHE[key] = h.hexdigest()
+    return _SHA_CACHE[key]
+
+
+def _jsonable(value: Any) -> Any:
+    """Plain JSON types for a provenance value (NaN becomes None)."""
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        v = float(value)
+        return v if math.isfinite(v) else None
+    if isinstance(value, (np.bool_,)):
+        return bool(value)
+    if isinstance(value, (str, int, bool)) or value is None:
+        return value
+    if isinstance(value, PathLike):
+        return str(value)
+    return str(value)
+
+
+def _provenance(
+    micrograph: Micrograph,
+    segmentation: Segmentation,
+    settings: Settings,
+    segmenter_info: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    from . import __version__
+
+    path = getattr(micrograph, "path", None)
+    input_path = str(path) if path else None
+    prov: dict[str, Any] = {
+        "package": "antema_fast",
+        "version": __version__,
+        "input": input_path,
+        "input_sha256": _file_sha256(Path(path)) if path else None,
+        "frame_index": getattr(micrograph, "frame_index", None),
+        "frame_count": getattr(micrograph, "frame_count", None),
+        "image_shape": list(np.shape(micrograph.data)),
+        "pixel_size_nm": float(micrograph.pixel_size_nm),
+        "pixel_size_x_nm": getattr(micrograph, "pixel_size_x_nm", None),
+        "pixel_size_y_nm": getattr(micrograph, "pixel_size_y_nm", None),
+        "pixel_size_source": getattr(micrograph, "pixel_size_source", None),
+        "reader_warnings": list(getattr(micrograph, "warnings", ()) or ()),
+        "backend": getattr(segmentation, "backend", None),
+        "model_name": getattr(segmentation, "model_name", None),
+        "model_sha256": getattr(segmentation, "model_sha256", None),
+        "segmenter": dict(segmenter_info) if segmenter_info else None,
+        "settings": settings.to_dict(),
+        "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    return _jsonable(prov)
+
+
+# --------------------------------------------------------------------------------------------
+# the pipeline
+
+
+def finish(
+    micrograph: Micrograph,
+    segmentation: Segmentation,
+    settings: Settings | None = None,
+    *,
+    timings: Mapping[str, float] | None = None,
+    segmenter_info: Mapping[str, Any] | None = None,
+) -> AnalysisResult:
+    """Separate, measure and summarise an already segmented micrograph.
+
+    Parameters
+    ----------
+    micrograph : Micrograph
+        The image with a finite pixel size (nm per pixel).
+    segmentation : Segmentation
+        Its segmentation; ``mask`` must have the image's shape.
+    settings : Settings, optional
+        Separation, measurement and summary settings; defaults to ``Settings()``.
+    timings : mapping, optional
+        Seconds of the stages already run (``read``, ``segment``); the stages run here are added.
+    segmenter_info : mapping, optional
+        ``Segmenter.info()`` of the engine that made the segmentation, kept in the provenance.
+
+    Returns
+    -------
+    AnalysisResult
+
+    Raises
+    ------
+    ValueError
+        If the pixel size is missing (NaN) or not positive, or the mask's shape differs from the
+        image's.
+    """
+    from .separate import postprocess
+
+    settings = settings if settings is not None else Settings()
+    name = _image_name(micrograph)
+    s = float(micrograph.pixel_size_nm)
+    if not (math.isfinite(s) and s > 0):
+        where = getattr(micrograph, "path", None) or name
+        raise ValueError(
+            f"{where}: no usable pixel size (got {s!r} nm/px); the file has no calibration — "
+            "give one with pixel_size_nm=… (command line: --pixel-size NM)"
+        )
+    mask = np.asarray(segmentation.mask)
+    if mask.shape != np.shape(micrograph.data):
+        raise ValueError(
+            f"{name}: segmentation mask shape {mask.shape} differs from the image shape "
+            f"{np.shape(micrograph.data)}"
+        )
+    times: dict[str, float] = {k: float(v) for k, v in (timings or {}).items()}
+    if "segment" not in times and getattr(segmentation, "seconds", None) is not None:
+        times["segment"] = float(segmentation.seconds)
+
+    t0 = time.perf_counter()
+    pp = postprocess(mask.astype(bool, copy=False), s, settings)
+    table = pp.table.copy()
+    table.insert(0, "image", name)
+    times["separate_measure"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    summary = summarize(table, settings)
+    times["summarize"] = time.perf_counter() - t0
+
+    excluded = pp.excluded.copy() if pp.excluded is not None else pd.DataFrame({"reason": []})
+    if "image" not in excluded.columns:
+        excluded.insert(0, "image", name)
+    counts = {str(k): int(v) for k, v in dict(pp.counts).items()}
+    return AnalysisResult(
+        name=name,
+        micrograph=micrograph,
+        table=table,
+        summary=summary,
+        excluded=excluded,
+        counts=counts,
+        mask=mask.astype(bool, copy=False),
+        particles=list(pp.particles),
+        timings=times,
+        provenance=_provenance(micrograph, segmentation, settings, segmenter_info),
+    )
+
+
+def _make_segmenter(settings: Settings) -> Segmenter:
+    from .segment import Segmenter
+
+    return Segmenter(settings)
+
+
+def _segmenter_info(segmenter: Any) -> dict[str, Any] | None:
+    info = getattr(segmenter, "info", None)
+    if callable(info):
+        try:
+            return dict(info())
+        except Exception:  # provenance must never break an analysis
+            return None
+    return None
+
+
+def analyze(
+    source: Any,
+    *,
+    pixel_size_nm: float | None = None,
+    settings: Settings | None = None,
+    segmenter: Segmenter | None = None,
+) -> AnalysisResult:
+    """Measure every particle of one micrograph.
+
+    Parameters
+    ----------
+    source : path, Micrograph or numpy.ndarray
+        A microscope file (DM3/DM4, TIFF, EMD, SER, MRC …), an already read :class:`Micrograph`,
+        or a 2-D image array.
+    pixel_size_nm : float, optional
+        nm per pixel. Required for an array; for a file or a Micrograph it overrides the
+        calibration (recorded as source ``"user"``).
+    settings : Settings, optional
+        Every analysis parameter; defaults to ``Settings()``.
+    segmenter : Segmenter, optional
+        A loaded segmentation engine to reuse across calls (loading a model takes time). By default
+        one is made from ``settings`` (``backend``, ``model``, ``threads``).
+
+    Returns
+    -------
+    AnalysisResult
+        Particle table, summary, excluded areas, masks, time per stage and provenance.
+
+    Raises
+    ------
+    ValueError
+        If an array comes without ``pixel_size_nm``, or the file has no calibration and none is
+        given.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import antema_fast as af
+    >>> img = np.full((128, 128), 200.0)
+    >>> yy, xx = np.mgrid[:128, :128]
+    >>> img[(yy - 40) ** 2 + (xx - 40) ** 2 < 100] = 30.0
+    >>> img[(yy - 80) ** 2 + (xx - 90) ** 2 < 150] = 30.0
+    >>> res = af.analyze(img, pixel_size_nm=0.2, settings=af.Settings(backend="threshold"))
+    >>> res.n_particles
+    2
+    """
+    settings = settings if settings is not None else Settings()
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    micrograph = _load(source, pixel_size_nm)
+    timings["read"] = time.perf_counter() - t0
+
+    s = float(micrograph.pixel_size_nm)
+    if not (math.isfinite(s) and s > 0):
+        where = getattr(micrograph, "path", None) or _image_name(micrograph)
+        raise ValueError(
+            f"{where}: no usable pixel size (got {s!r} nm/px); the file has no calibration — "
+            "give one with pixel_size_nm=… (command line: --pixel-size NM)"
+        )
+
+    t0 = time.perf_counter()
+    if segmenter is None:
+        segmenter = _make_segmenter(settings)
+        timings["load_model"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+    segmentation = segmenter.segment(micrograph.data, pixel_size_nm=s)
+    timings["segment"] = time.perf_counter() - t0
+    return finish(
+        micrograph,
+        segmentation,
+        settings,
+        timings=timings,
+        segmenter_info=_segmenter_info(segmenter),
+    )
+
+
+def pool(
+    results: Iterable[AnalysisResult], name: str, settings: Settings | None = None
+) -> SampleResult:
+    """Pool already computed per-image results into one :class:`SampleResult`.
+
+    The pooled table is the per-image tables stacked in order, with a ``sample`` column added
+    after ``image``; nothing is recomputed per particle.
+    """
+    settings = settings if settings is not None else Settings()
+    images = list(results)
+    tables = [r.table for r in images]
+    if tables:
+        table = pd.concat(tables, ignore_index=True)
+    else:
+        table = pd.DataFrame({"image": pd.Series([], dtype=object)})
+    table.insert(1 if "image" in table.columns else 0, "sample", name)
+    counts: dict[str, int] = {}
+    timings: dict[str, float] = {}
+    for r in images:
+        for k, v in r.counts.items():
+            counts[k] = counts.get(k, 0) + int(v)
+        for k, v in r.timings.items():
+            timings[k] = timings.get(k, 0.0) + float(v)
+    first = images[0].provenance if images else {}
+    provenance = _jsonable(
+        {
+            "sample": name,
+            "version": first.get("version"),
+            "backend": first.get("backend"),
+            "model_name": first.get("model_name"),
+            "model_sha256": first.get("model_sha256"),
+            "settings": settings.to_dict(),
+            "images": [
+                {
+                    "name": r.name,
+                    "input": r.provenance.get("input"),
+                    "pixel_size_nm": r.pixel_size_nm,
+                    "pixel_size_source": r.provenance.get("pixel_size_source"),
+                    "particles": r.n_particles,
+                }
+                for r in images
+            ],
+        }
+    )
+    return SampleResult(
+        name=name,
+        images=images,
+        table=table,
+        summary=summarize(table, settings),
+        counts=counts,
+        timings=timings,
+        provenance=provenance,
+    )
+
+
+def analyze_sample(
+    sources: Iterable[Any],
+    *,
+    name: str | None = None,
+    pixel_size_nm: float | None = None,
+    settings: Settings | None = None,
+    segmenter: Segmenter | None = None,
+) -> SampleResult:
+    """Analyse several images of one specimen and pool their particles.
+
+    ANTEMA's "multiple regions of one sample": every image is analysed on its own (with one
+    segmentation engine, loaded once), then the particle tables are stacked and summarised
+    together.
+
+    Parameters
+    ----------
+    sources : iterable of path, Micrograph or numpy.ndarray
+        The images, as for :func:`analyze`.
+    name : str, optional
+        Sample name; defaults to the first image's name.
+    pixel_size_nm, settings, segmenter
+        As for :func:`analyze`, shared by every image.
+
+    Returns
+    -------
+    SampleResult
+        Per-image results, the pooled table (``image`` and ``sample`` columns) and its summary.
+
+    Raises
+    ------
+    ValueError
+        If ``sources`` is empty.
+    """
+    settings = settings if settings is not None else Settings()
+    items = list(sources)
+    if not items:
+        raise ValueError("sources: expected at least one image, got none")
+    if segmenter is None:
+        segmenter = _make_segmenter(settings)
+    results = [
+        analyze(item, pixel_size_nm=pixel_size_nm, settings=settings, segmenter=segmenter)
+        for item in items
+    ]
+    return pool(results, name if name is not None else results[0].name, settings)
