@@ -5,10 +5,14 @@
 namespace py = pybind11;
 
 // Registration functions of each area, defined in bind_<area>.cpp:
+void register_label(py::module_& m);
+void register_measure(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "antema_fast compiled core (private; use the antema_fast package API)";
 #ifdef ANTEMA_VERSION
     m.attr("__version__") = ANTEMA_VERSION;
 #endif
+    register_label(m);
+    register_measure(m);
 }
