@@ -38,6 +38,280 @@ def _build_parser() -> tuple[argparse.ArgumentParser, dict[str, Runner]]:
 _SUBCOMMANDS: dict[str, Callable[[argparse._SubParsersAction], Runner]] = {}  # type: ignore[type-arg]
 
 
+# ---- antema analyze ------------------------------------------------------------------------
+
+_ANALYZE_EPILOG = """\
+examples:
+  antema analyze examples/ -o results/
+      every micrograph in examples/ (DM3/DM4, TIFF, EMD, SER, MRC); one folder per image
+  antema analyze "data/**/*.dm4" --sample Au-batch-7 -o results/
+      pool all images as one specimen (pooled table, summary and histograms)
+  antema analyze scan.tif --pixel-size 0.05 --separation none --format csv,xlsx -o out/
+      a file without calibration: give nm per pixel yourself
+
+outputs (in OUTDIR):
+  <image>/particles.csv (.xlsx, .parquet)  one row per particle, sizes in nm
+  <image>/summary.csv, excluded.csv        count, mean, SD, median, 95 % CI; excluded areas
+  <image>/*.png, index.html, manifest.json pictures, a page per image, provenance
+  particles.csv, summary.csv, histograms.png   all images pooled
+  index.html                               one page with every image (open it in a browser)
+  failures.csv                             inputs that could not be analysed, and why
+
+exit status: 0 all inputs analysed, 1 some failed, 2 usage error.
+"""
+
+
+def _add_analyze_arguments(p: argparse.ArgumentParser) -> None:
+    """Declare the options of ``antema analyze`` (the distributed options are added beside)."""
+    p.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="micrograph files, folders (their micrographs) or glob patterns",
+    )
+    p.add_argument(
+        "-o",
+        "--outdir",
+        required=True,
+        metavar="OUTDIR",
+        help="folder for the results (created if needed)",
+    )
+    p.add_argument(
+        "--sample", metavar="NAME", help="pool all inputs as images of one specimen called NAME"
+    )
+    p.add_argument(
+        "--pixel-size",
+        type=float,
+        metavar="NM",
+        dest="pixel_size",
+        help="nm per pixel for every input, overriding the files' calibration "
+        "(needed for files without one)",
+    )
+    g = p.add_argument_group("analysis settings (defaults: ANTEMA's)")
+    g.add_argument(
+        "--separation",
+        choices=("uecs", "watershed", "none"),
+        help="how overlapping particles are split (default: uecs)",
+    )
+    g.add_argument(
+        "--convexity-threshold",
+        type=float,
+        metavar="X",
+        help="areas more convex than this are single particles (default: 0.95)",
+    )
+    g.add_argument(
+        "--min-convexity",
+        type=float,
+        metavar="X",
+        help="areas less convex than this are excluded (default: 0.5)",
+    )
+    g.add_argument(
+        "--min-diameter-nm",
+        type=float,
+        metavar="NM",
+        help="specks smaller than a disc of this diameter are removed (default: 0.5)",
+    )
+    g.add_argument(
+        "--circularity",
+        choices=("corrected", "legacy"),
+        help="corrected: MATLAB ≥ R2023a formula; legacy: 4πA/P² as ANTEMA v1.0 "
+        "(default: corrected)",
+    )
+    g.add_argument(
+        "--backend",
+        choices=("auto", "onnxruntime", "tensorrt", "threshold"),
+        help="segmentation engine; threshold needs no model (default: auto)",
+    )
+    g.add_argument(
+        "--model",
+        metavar="NAME_OR_PATH",
+        help="shipped model name or an .onnx file (default: the shipped model)",
+    )
+    g.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="threads for the segmentation engine (default: engine decides)",
+    )
+    o = p.add_argument_group("output")
+    o.add_argument(
+        "--format",
+        default="csv",
+        metavar="LIST",
+        help="particle table formats, comma separated: csv, xlsx, parquet (default: csv)",
+    )
+    o.add_argument(
+        "--no-images",
+        action="store_true",
+        help="skip the PNG pictures and per-image pages (faster)",
+    )
+    o.add_argument(
+        "--resume",
+        action="store_true",
+        help="skip images whose folder in OUTDIR is already complete",
+    )
+    o.add_argument("--quiet", action="store_true", help="no progress and no summary table")
+    # (options of antema_fast.distributed, e.g. --workers / --scheduler, go here)
+
+
+def _add_analyze(sub: argparse._SubParsersAction) -> Runner:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "analyze",
+        help="measure every particle in micrographs: tables, pictures and a report",
+        description=(
+            "Segment, separate and measure the particles of every input micrograph. Writes, for "
+            "each image, the particle table, a summary, pictures and a manifest, and for the whole "
+            "run the pooled table and an index.html report."
+        ),
+        epilog=_ANALYZE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_analyze_arguments(p)
+    return _run_analyze
+
+
+def _analyze_settings(args: argparse.Namespace) -> object:
+    from ._settings import Settings
+
+    names = {
+        "separation": "separation",
+        "convexity_threshold": "convexity_threshold",
+        "min_convexity": "min_convexity",
+        "min_diameter_nm": "min_diameter_nm",
+        "circularity": "circularity",
+        "backend": "backend",
+        "model": "model",
+        "threads": "threads",
+    }
+    changes = {
+        field: getattr(args, arg)
+        for arg, field in names.items()
+        if getattr(args, arg, None) is not None
+    }
+    return Settings(**changes)
+
+
+def _run_analyze(args: argparse.Namespace) -> int:
+    import time
+
+    from ._batch import expand_inputs, run_batch
+    from .export import _check_formats
+
+    err = sys.stderr
+    try:
+        settings = _analyze_settings(args)
+        formats = _check_formats(args.format)
+        if args.pixel_size is not None and not args.pixel_size > 0:
+            raise ValueError(f"--pixel-size: expected nm per pixel > 0, got {args.pixel_size}")
+    except ValueError as exc:
+        print(f"antema analyze: error: {exc}", file=err)
+        return 2
+    files, missing = expand_inputs(args.inputs)
+    if not files:
+        for item, reason in missing:
+            print(f"antema analyze: error: {item}: {reason}", file=err)
+        print("antema analyze: error: nothing to analyse", file=err)
+        return 2
+    # (a distributed run, antema_fast.distributed, is dispatched here when its options are set)
+    tty = err.isatty()
+
+    def progress(
+        i: int, n: int, path: object, status: str, found: int | None, seconds: float
+    ) -> None:
+        if args.quiet:
+            return
+        name = getattr(path, "name", str(path))
+        if status == "running":
+            line = f"[{i}/{n}] {name}: analysing…"
+        elif status == "failed":
+            line = f"[{i}/{n}] {name}: FAILED"
+        elif status == "skipped":
+            line = f"[{i}/{n}] {name}: already done ({found} particles)"
+        else:
+            line = f"[{i}/{n}] {name}: {found} particles ({seconds:.1f} s)"
+        if tty:
+            end = "" if status == "running" else "\n"
+            print(f"\r\033[K{line}", end=end, file=err, flush=True)
+        elif status != "running":
+            print(line, file=err, flush=True)
+
+    t0 = time.perf_counter()
+    try:
+        report = run_batch(
+            files,
+            args.outdir,
+            settings,  # type: ignore[arg-type]
+            sample=args.sample,
+            pixel_size_nm=args.pixel_size,
+            formats=formats,
+            images=not args.no_images,
+            resume=args.resume,
+            missing=missing,
+            progress=progress,
+        )
+    except KeyboardInterrupt:
+        print("\nantema analyze: interrupted; finished images are kept (use --resume)", file=err)
+        return 130
+    except Exception as exc:  # the engine itself cannot run (e.g. no model): every image would fail
+        print(f"antema analyze: error: {type(exc).__name__}: {exc}", file=err)
+        return 1
+    if not args.quiet:
+        _print_analyze_table(report, time.perf_counter() - t0)
+    for item, reason in report.failures:
+        print(f"antema analyze: failed: {item}: {reason}", file=err)
+    if report.failures:
+        print(
+            f"antema analyze: {len(report.failures)} input(s) failed; see "
+            f"{args.outdir}/failures.csv",
+            file=err,
+        )
+    return 0 if report.ok else 1
+
+
+def _print_analyze_table(report: object, seconds: float) -> None:
+    import math
+
+    images = getattr(report, "images", [])
+    rows = [("image", "particles", "mean d (nm)", "SD d (nm)", "status")]
+    for r in images:
+        summ = {s.get("quantity"): s for s in r.manifest.get("summary", [])}
+        d = summ.get("equivalent_diameter_nm", {})
+
+        def f(v: object) -> str:
+            return f"{v:.3g}" if isinstance(v, float) and math.isfinite(v) else "–"
+
+        rows.append((r.name, str(r.n_particles), f(d.get("mean")), f(d.get("sd")), r.status))
+    for item, _ in getattr(report, "failures", []):
+        rows.append((str(item), "–", "–", "–", "failed"))
+    pooled = getattr(report, "pooled_summary", None)
+    if pooled is not None and len(images) > 1:
+        d = pooled.set_index("quantity").loc["equivalent_diameter_nm"]
+        rows.append(
+            (
+                "all images",
+                str(int(d["count"])),
+                f"{d['mean']:.3g}" if d["count"] else "–",
+                f"{d['sd']:.3g}" if d["count"] > 1 else "–",
+                "",
+            )
+        )
+    widths = [max(len(row[k]) for row in rows) for k in range(len(rows[0]))]
+    for j, row in enumerate(rows):
+        print(
+            "  ".join(
+                c.ljust(w) if k == 0 else c.rjust(w)
+                for k, (c, w) in enumerate(zip(row, widths, strict=True))
+            ).rstrip()
+        )
+        if j == 0:
+            print("  ".join("-" * w for w in widths))
+    outdir = getattr(report, "outdir", "")
+    print(f"{len(images)} image(s) in {seconds:.1f} s; report: {outdir}/index.html")
+
+
+_SUBCOMMANDS["analyze"] = _add_analyze
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser, runners = _build_parser()
     try:
