@@ -312,6 +312,67 @@ def _print_analyze_table(report: object, seconds: float) -> None:
 _SUBCOMMANDS["analyze"] = _add_analyze
 
 
+# -- antema engine build (segmentation: TensorRT engines ahead of time) ------------------------
+
+
+def _add_engine(sub: argparse._SubParsersAction) -> Runner:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "engine",
+        help="build TensorRT engines of the segmentation model ahead of time",
+        description=(
+            "Build the TensorRT engine of a segmentation model for the frame sizes in use and "
+            "cache it on disk ($ANTEMA_ENGINE_CACHE or ~/.cache/antema_fast/engines). Needs an "
+            "NVIDIA GPU and the [gpu] extra (tensorrt, pycuda)."
+        ),
+    )
+    actions = p.add_subparsers(dest="engine_action", metavar="ACTION")
+    b = actions.add_parser("build", help="build (or find in the cache) one engine")
+    b.add_argument("--model", default=None, help="shipped model name or ONNX path (default model)")
+    b.add_argument(
+        "--sizes",
+        default=None,
+        help="comma-separated frame sizes HEIGHTxWIDTH the engine must cover "
+        "(default: 256x256,1024x1024,2048x2048, what the segmenter uses)",
+    )
+    b.add_argument("--batch", type=int, default=None, help="largest batch (default: 4)")
+    b.add_argument("--tile-size", type=int, default=None, help="tile size in px (default: 2048)")
+    b.add_argument("--cache-dir", default=None, help="engine cache folder")
+    return _run_engine
+
+
+def _run_engine(args: argparse.Namespace) -> int:
+    if args.engine_action != "build":
+        print(
+            "usage: antema engine build [--model NAME] [--sizes HxW,...] [--batch N]",
+            file=sys.stderr,
+        )
+        return 2
+    from .segment._tensorrt import build_engine_for, import_tensorrt, parse_sizes
+
+    try:
+        sizes = parse_sizes(args.sizes) if args.sizes else None
+    except ValueError as exc:
+        print(f"antema engine build: {exc}", file=sys.stderr)
+        return 2
+    try:
+        import_tensorrt()
+    except ImportError as exc:
+        print(f"antema engine build: {exc}", file=sys.stderr)
+        return 1
+    try:
+        path, built, profile = build_engine_for(
+            args.model, sizes, args.batch, args.tile_size, args.cache_dir
+        )
+    except (FileNotFoundError, ValueError, RuntimeError) as exc:
+        print(f"antema engine build: {exc}", file=sys.stderr)
+        return 1
+    print(f"{'built' if built else 'cached'}: {path} (profile {profile.describe()})")
+    return 0
+
+
+_SUBCOMMANDS["engine"] = _add_engine
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser, runners = _build_parser()
     try:

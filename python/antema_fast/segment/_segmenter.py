@@ -1,0 +1,450 @@
+"""The segmentation entry points: :class:`Segmenter` (load once, serve many) and :func:`segment`."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Protocol
+
+import numpy as np
+
+from .._preprocess import Preprocessing
+from .._settings import Backend, Settings
+from ._models import ModelInfo, load_model_info
+from ._tiling import DEFAULT_OVERLAP, batches, pad_to_multiple, plan_tiles, round_up, run_tiled
+
+log = logging.getLogger("antema_fast.segment")
+
+# Frame sizes and batch of the TensorRT engine a Segmenter builds when none are given; the
+# ``antema engine build`` command uses the same defaults, so that it pre-builds this engine.
+DEFAULT_ENGINE_SIZES: tuple[tuple[int, int], ...] = ((256, 256), (1024, 1024), (2048, 2048))
+DEFAULT_ENGINE_BATCH = 4
+# Resampling to the model's pixel size is skipped when the scale is this close to 1.
+RESAMPLE_TOLERANCE = 0.01
+
+
+class _Engine(Protocol):
+    name: str
+    max_batch: int
+
+    def run(self, batch: np.ndarray) -> np.ndarray: ...
+
+    def info(self) -> dict[str, object]: ...
+
+
+@dataclass(frozen=True, eq=False)
+class Segmentation:
+    """The result of segmenting one image.
+
+    Attributes
+    ----------
+    mask : ndarray of bool, (H, W)
+        Particle pixels (probability above the model's threshold).
+    probability : ndarray of float32, (H, W)
+        Particle probability in [0, 1]. For the ``threshold`` backend: the blurred intensity
+        scaled to [0, 1] with particles bright (a score, not a calibrated probability).
+    backend : str
+        Engine that ran: ``"tensorrt"``, ``"onnxruntime-cuda"``, ``"onnxruntime-cpu"`` or
+        ``"threshold"``.
+    model_name, model_sha256 : str or None
+        The model (None for ``threshold``).
+    seconds : float
+        Wall time spent on this image (its share of a batch's inference time, plus its own
+        pre- and post-processing).
+    extra : dict
+        Details: ``pixel_size_nm``, ``resampled_shape``, ``tiles``, ``polarity`` (threshold).
+    """
+
+    mask: np.ndarray
+    probability: np.ndarray
+    backend: str
+    model_name: str | None
+    model_sha256: str | None
+    seconds: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (int(self.mask.shape[0]), int(self.mask.shape[1]))
+
+
+def _check_image(image: np.ndarray, index: int | None = None) -> np.ndarray:
+    a = np.asarray(image)
+    where = "" if index is None else f" #{index}"
+    if a.ndim != 2:
+        raise ValueError(f"image{where}: expected a 2-D array (H, W), got shape {a.shape}")
+    if a.size == 0:
+        raise ValueError(f"image{where}: expected a non-empty image, got shape {a.shape}")
+    if not (
+        np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating) or a.dtype == bool
+    ):
+        raise ValueError(f"image{where}: expected a real-valued array, got dtype {a.dtype}")
+    if np.issubdtype(a.dtype, np.floating) and not np.isfinite(a).all():
+        raise ValueError(f"image{where}: expected finite values, got NaN or infinity")
+    return a
+
+
+def _resize(x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    import cv2
+
+    h, w = shape
+    shrink = h * w < x.shape[0] * x.shape[1]
+    interp = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+    return cv2.resize(x.astype(np.float32, copy=False), (w, h), interpolation=interp)
+
+
+class Segmenter:
+    """Loads a segmentation engine once and segments many images with it.
+
+    Parameters
+    ----------
+    settings : Settings or None
+        ``backend``, ``model``, ``threads`` and ``tile_size`` are read from it.
+    backend : {"auto", "onnxruntime", "tensorrt", "threshold"} or None
+        Overrides ``settings.backend``. ``auto`` tries TensorRT (when it imports and a GPU is
+        there), then ONNX Runtime with CUDA, then ONNX Runtime on the CPU, and logs each reason
+        for falling back (see :attr:`fallbacks`).
+    model : str, path or None
+        Overrides ``settings.model``: a shipped model name or an ONNX path; None is the default.
+    overlap : int
+        Overlap of tiles in px for images larger than ``settings.tile_size``.
+    engine_sizes : sequence of (int, int) or None
+        Frame sizes the TensorRT engine's optimisation profile must cover
+        (default :data:`DEFAULT_ENGINE_SIZES`).
+    engine_batch : int
+        Largest batch of the TensorRT profile.
+
+    Examples
+    --------
+    >>> seg = Segmenter(backend="threshold")
+    >>> img = np.full((64, 64), 200.0); img[20:40, 20:40] = 50.0
+    >>> out = seg.segment(img)
+    >>> out.mask.shape, out.backend
+    ((64, 64), 'threshold')
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        backend: Backend | None = None,
+        model: str | os.PathLike[str] | None = None,
+        overlap: int = DEFAULT_OVERLAP,
+        engine_sizes: Sequence[tuple[int, int]] | None = None,
+        engine_batch: int = DEFAULT_ENGINE_BATCH,
+    ) -> None:
+        self.settings = settings if settings is not None else Settings()
+        requested = backend if backend is not None else self.settings.backend
+        if requested not in ("auto", "onnxruntime", "tensorrt", "threshold"):
+            raise ValueError(
+                "backend: expected one of ('auto', 'onnxruntime', 'tensorrt', 'threshold'), "
+                f"got {requested!r}"
+            )
+        self.requested_backend: str = requested
+        self._model_ref = model if model is not None else self.settings.model
+        self.overlap = int(overlap)
+        self.engine_sizes = tuple(engine_sizes) if engine_sizes else DEFAULT_ENGINE_SIZES
+        self.engine_batch = int(engine_batch)
+        self.fallbacks: list[str] = []
+        self.model: ModelInfo | None = None
+        self._engine: _Engine | None = None
+        self._min_hw = (1, 1)
+        if requested == "threshold":
+            self.backend_name = "threshold"
+        else:
+            self.model = load_model_info(self._model_ref)
+            self._engine = self._open(requested, self.model)
+            self.backend_name = self._engine.name
+        log.info(
+            "segmentation backend %s (requested %s)%s",
+            self.backend_name,
+            requested,
+            f", model {self.model.name} sha256 {self.model.sha256[:12]}" if self.model else "",
+        )
+
+    # -- engine selection --------------------------------------------------------------------
+    def _fallback(self, reason: str, level: int = logging.INFO) -> None:
+        self.fallbacks.append(reason)
+        log.log(level, "segmentation backend fallback: %s", reason)
+
+    def _open(self, requested: str, info: ModelInfo) -> _Engine:
+        from ._onnx import OnnxRuntimeBackend, cuda_provider_available
+
+        if requested in ("auto", "tensorrt"):
+            try:
+                return self._open_tensorrt(info)
+            except ImportError as exc:
+                if requested == "tensorrt":
+                    raise
+                self._fallback(f"TensorRT unavailable: {exc}")
+            except Exception as exc:  # no GPU, driver errors, build failures: all fall back
+                if requested == "tensorrt":
+                    raise
+                self._fallback(f"TensorRT failed: {type(exc).__name__}: {exc}", logging.WARNING)
+        threads = self.settings.threads
+        if cuda_provider_available():
+            try:
+                return OnnxRuntimeBackend(info.path, threads, device="cuda")
+            except Exception as exc:  # onnxruntime raises its own exception types
+                self._fallback(f"ONNX Runtime CUDA failed: {exc}")
+        else:
+            self._fallback("ONNX Runtime has no CUDA provider (onnxruntime-gpu not installed)")
+        return OnnxRuntimeBackend(info.path, threads, device="cpu")
+
+    def _open_tensorrt(self, info: ModelInfo) -> _Engine:
+        from ._tensorrt import TensorRTBackend, choose_profile, import_tensorrt
+
+        import_tensorrt()
+        profile = choose_profile(
+            self.engine_sizes, self.engine_batch, info.pad_multiple, self.settings.tile_size
+        )
+        engine = TensorRTBackend(info, profile)
+        self._min_hw = (profile.min[2], profile.min[3])
+        return engine
+
+    # -- provenance ---------------------------------------------------------------------------
+    @property
+    def model_name(self) -> str | None:
+        return None if self.model is None else self.model.name
+
+    @property
+    def model_sha256(self) -> str | None:
+        return None if self.model is None else self.model.sha256
+
+    def info(self) -> dict[str, Any]:
+        """Provenance: backend requested and used, fallback reasons, model, engine details."""
+        from .. import __version__
+
+        return {
+            "antema_fast_version": __version__,
+            "backend": self.backend_name,
+            "requested_backend": self.requested_backend,
+            "fallbacks": list(self.fallbacks),
+            "model": None if self.model is None else self.model.summary(),
+            "engine": None if self._engine is None else self._engine.info(),
+            "threads": self.settings.threads,
+            "tile_size": self.settings.tile_size,
+            "overlap": self.overlap,
+        }
+
+    def __repr__(self) -> str:
+        return f"Segmenter(backend={self.backend_name!r}, model={self.model_name!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickling sends the recipe, not the session: a dask worker rebuilds the engine once.
+        return (
+            _rebuild,
+            (
+                self.settings,
+                self.requested_backend,
+                self._model_ref,
+                self.overlap,
+                self.engine_sizes,
+                self.engine_batch,
+            ),
+        )
+
+    # -- segmentation -------------------------------------------------------------------------
+    def segment(self, image: np.ndarray, pixel_size_nm: float | None = None) -> Segmentation:
+        """Segment one 2-D image.
+
+        Parameters
+        ----------
+        image : ndarray (H, W)
+            The micrograph, any real dtype.
+        pixel_size_nm : float or None
+            nm per pixel. When given and the model states the pixel size it was trained at, the
+            image is resampled to it and the result back to (H, W).
+        """
+        return self.segment_batch([image], pixel_size_nm)[0]
+
+    def segment_batch(
+        self,
+        images: Sequence[np.ndarray],
+        pixel_size_nm: float | Sequence[float | None] | None = None,
+    ) -> list[Segmentation]:
+        """Segment several images; frames of equal size go through the engine together.
+
+        ``pixel_size_nm`` is one value for all images or one per image.
+        """
+        images = list(images)
+        if isinstance(pixel_size_nm, Sequence) and not isinstance(pixel_size_nm, str):
+            sizes = list(pixel_size_nm)
+            if len(sizes) != len(images):
+                raise ValueError(
+                    f"pixel_size_nm: expected one value per image ({len(images)}), got {len(sizes)}"
+                )
+        else:
+            sizes = [pixel_size_nm] * len(images)
+        arrays = [_check_image(a, i if len(images) > 1 else None) for i, a in enumerate(images)]
+        for s in sizes:
+            if s is not None and not (isinstance(s, (int, float)) and np.isfinite(s) and s > 0):
+                raise ValueError(f"pixel_size_nm: expected a finite number > 0 or None, got {s!r}")
+        if self._engine is None:
+            return [self._segment_threshold(a) for a in arrays]
+        return self._segment_model(arrays, sizes)
+
+    def _segment_threshold(self, image: np.ndarray) -> Segmentation:
+        from ._threshold import threshold_segment
+
+        t0 = time.perf_counter()
+        mask, score, polarity = threshold_segment(image, sigma_px=Preprocessing().gaussian_sigma_px)
+        return Segmentation(
+            mask=mask,
+            probability=score,
+            backend="threshold",
+            model_name=None,
+            model_sha256=None,
+            seconds=time.perf_counter() - t0,
+            extra={"polarity": polarity},
+        )
+
+    def _segment_model(
+        self, arrays: list[np.ndarray], sizes: list[float | None]
+    ) -> list[Segmentation]:
+        assert self.model is not None and self._engine is not None
+        info, engine = self.model, self._engine
+        multiple = info.pad_multiple
+        n = len(arrays)
+        seconds = [0.0] * n
+        prepared: list[np.ndarray] = []
+        work_shapes: list[tuple[int, int]] = []
+        for i, (a, s) in enumerate(zip(arrays, sizes, strict=True)):
+            t0 = time.perf_counter()
+            x = a.astype(np.float32, copy=False)
+            if s is not None and info.pixel_size_nm is not None:
+                scale = float(s) / info.pixel_size_nm
+                if abs(scale - 1.0) > RESAMPLE_TOLERANCE:
+                    shape = (max(1, round(a.shape[0] * scale)), max(1, round(a.shape[1] * scale)))
+                    x = _resize(x, shape)
+            work_shapes.append((int(x.shape[0]), int(x.shape[1])))
+            x = info.preprocessing.apply(x)
+            x = pad_to_multiple(x, multiple)
+            mh, mw = round_up(self._min_hw[0], multiple), round_up(self._min_hw[1], multiple)
+            if x.shape[0] < mh or x.shape[1] < mw:
+                x = np.pad(
+                    x, ((0, max(mh - x.shape[0], 0)), (0, max(mw - x.shape[1], 0))), mode="reflect"
+                )
+            prepared.append(np.ascontiguousarray(x, dtype=np.float32))
+            seconds[i] += time.perf_counter() - t0
+
+        probs: list[np.ndarray | None] = [None] * n
+        tiles = [1] * n
+        plans = [
+            plan_tiles(x.shape, self.settings.tile_size, multiple, self.overlap) for x in prepared
+        ]
+        # Whole frames of the same padded shape run together, max_batch at a time.
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, (x, plan) in enumerate(zip(prepared, plans, strict=True)):
+            if plan.n_tiles == 1:
+                groups.setdefault((x.shape[0], x.shape[1]), []).append(i)
+        for members in groups.values():
+            for sl in batches(len(members), engine.max_batch):
+                idx = members[sl]
+                t0 = time.perf_counter()
+                out = engine.run(np.stack([prepared[i] for i in idx])[:, None])
+                dt = (time.perf_counter() - t0) / len(idx)
+                for k, i in enumerate(idx):
+                    probs[i] = out[k, 0]
+                    seconds[i] += dt
+        for i, plan in enumerate(plans):
+            if plan.n_tiles > 1:
+                t0 = time.perf_counter()
+                probs[i] = run_tiled(prepared[i], engine.run, plan, engine.max_batch)
+                tiles[i] = plan.n_tiles
+                seconds[i] += time.perf_counter() - t0
+
+        results = []
+        for i, a in enumerate(arrays):
+            t0 = time.perf_counter()
+            p = probs[i]
+            assert p is not None
+            wh, ww = work_shapes[i]
+            p = p[:wh, :ww]
+            if (wh, ww) != a.shape:
+                p = np.clip(_resize(p, (a.shape[0], a.shape[1])), 0.0, 1.0)
+            p = np.ascontiguousarray(p, dtype=np.float32)
+            mask = p > info.threshold
+            seconds[i] += time.perf_counter() - t0
+            results.append(
+                Segmentation(
+                    mask=mask,
+                    probability=p,
+                    backend=self.backend_name,
+                    model_name=info.name,
+                    model_sha256=info.sha256,
+                    seconds=seconds[i],
+                    extra={
+                        "pixel_size_nm": sizes[i],
+                        "resampled_shape": (wh, ww),
+                        "tiles": tiles[i],
+                    },
+                )
+            )
+        return results
+
+
+def _rebuild(
+    settings: Settings,
+    backend: Backend,
+    model: str | os.PathLike[str] | None,
+    overlap: int,
+    engine_sizes: tuple[tuple[int, int], ...],
+    engine_batch: int,
+) -> Segmenter:
+    return Segmenter(
+        settings,
+        backend=backend,
+        model=model,
+        overlap=overlap,
+        engine_sizes=engine_sizes,
+        engine_batch=engine_batch,
+    )
+
+
+@lru_cache(maxsize=4)
+def _cached_segmenter(
+    settings: Settings, backend: Backend | None, model: str | os.PathLike[str] | None
+) -> Segmenter:
+    return Segmenter(settings, backend=backend, model=model)
+
+
+def segment(
+    image: np.ndarray,
+    *,
+    pixel_size_nm: float | None = None,
+    backend: Backend | None = None,
+    model: str | os.PathLike[str] | None = None,
+    settings: Settings | None = None,
+) -> Segmentation:
+    """Segment one micrograph into a particle mask and probability map.
+
+    The engine for a given (settings, backend, model) is loaded once and reused by later calls;
+    for explicit control (streams, dask workers) create a :class:`Segmenter`.
+
+    Parameters
+    ----------
+    image : ndarray (H, W)
+        The micrograph.
+    pixel_size_nm : float or None
+        nm per pixel; used to resample to the model's pixel size when the model states one.
+    backend : {"auto", "onnxruntime", "tensorrt", "threshold"} or None
+        None: ``settings.backend`` (default ``"auto"``).
+    model : str, path or None
+        Shipped model name or ONNX path; None: ``settings.model`` (default model).
+    settings : Settings or None
+        Threads, tile size and the defaults above.
+
+    Examples
+    --------
+    >>> img = np.full((64, 64), 50.0); img[20:40, 20:40] = 220.0   # HAADF: bright particle
+    >>> out = segment(img, backend="threshold")
+    >>> int(out.mask[30, 30]), int(out.mask[0, 0]), out.extra["polarity"]
+    (1, 0, 'bright')
+    """
+    seg = _cached_segmenter(settings if settings is not None else Settings(), backend, model)
+    return seg.segment(image, pixel_size_nm)

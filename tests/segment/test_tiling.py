@@ -1,0 +1,139 @@
+"""Padding, tile plans, blending, and tiled vs untiled inference (no seams)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import discs, iou
+
+from antema_fast import Settings
+from antema_fast.segment import Segmenter
+from antema_fast.segment._tiling import (
+    pad_to_multiple,
+    plan_tiles,
+    round_up,
+    run_tiled,
+    tile_starts,
+)
+
+
+@pytest.mark.parametrize("shape", [(1000, 1000), (333, 517), (1, 1), (32, 32), (2, 95)])
+@pytest.mark.parametrize("multiple", [1, 16, 32])
+def test_pad_to_multiple_shape_and_content(shape: tuple[int, int], multiple: int) -> None:
+    x = np.random.default_rng(0).random(shape, dtype=np.float32)
+    p = pad_to_multiple(x, multiple)
+    assert p.shape == (round_up(shape[0], multiple), round_up(shape[1], multiple))
+    assert p.shape[0] % multiple == 0 and p.shape[1] % multiple == 0
+    np.testing.assert_array_equal(p[: shape[0], : shape[1]], x)  # cropping gives the input back
+
+
+def test_pad_rejects_non_2d() -> None:
+    with pytest.raises(ValueError, match="expected a 2-D image"):
+        pad_to_multiple(np.zeros((2, 3, 4)), 8)
+
+
+@pytest.mark.parametrize(
+    ("length", "tile", "overlap", "multiple"),
+    [(4096, 1024, 128, 32), (4096, 2048, 128, 32), (3008, 2048, 128, 16), (512, 512, 64, 16),
+     (6000, 1000, 200, 8)],
+)
+def test_tile_starts_cover_with_overlap(length: int, tile: int, overlap: int, multiple: int) -> None:
+    starts = tile_starts(length, tile, overlap, multiple)
+    assert starts[0] == 0 and starts[-1] + tile == length
+    assert all(s % multiple == 0 for s in starts)
+    covered = np.zeros(length, bool)
+    for s in starts:
+        covered[s : s + tile] = True
+    assert covered.all()
+    for a, b in zip(starts, starts[1:], strict=False):
+        assert a + tile - b >= overlap  # neighbours overlap by at least the requested amount
+
+
+def test_plan_single_tile_and_weights() -> None:
+    assert plan_tiles((2048, 2048), 2048, 32).n_tiles == 1
+    plan = plan_tiles((4096, 3008), 1024, 32)
+    assert plan.tile_shape == (1024, 1024)
+    total = np.zeros(plan.shape, np.float32)
+    for r, c in plan.origins:
+        w = plan.weight(r, c)
+        assert w.min() >= 0 and w.max() <= 1
+        total[r : r + 1024, c : c + 1024] += w
+    assert total.min() > 0.5  # every pixel gets a positive total weight
+    # zero weight in the margin along interior edges, full weight along the image border
+    w = plan.weight(plan.rows[1], 0)
+    assert np.all(w[: plan.overlap // 4, 512] == 0)
+    assert np.all(w[512, :10] == 1)
+
+
+def test_run_tiled_of_pixelwise_function_is_exact() -> None:
+    x = np.random.default_rng(1).random((1536, 1280), dtype=np.float32)
+    plan = plan_tiles(x.shape, 512, 32, overlap=96)
+    calls: list[tuple[int, ...]] = []
+
+    def run(b: np.ndarray) -> np.ndarray:
+        calls.append(b.shape)
+        return np.sqrt(b)
+
+    out = run_tiled(x, run, plan, max_batch=3)
+    np.testing.assert_allclose(out, np.sqrt(x), rtol=1e-6)
+    assert all(s[0] <= 3 and s[1:] == (1, 512, 512) for s in calls)
+    assert sum(s[0] for s in calls) == plan.n_tiles
+
+
+def _seam_report(tiled: np.ndarray, untiled: np.ndarray, seg: Segmenter, shape: tuple[int, int]):
+    plan = plan_tiles(shape, seg.settings.tile_size, seg.model.pad_multiple, seg.overlap)
+    rows, cols = plan.boundaries()
+    band = np.zeros(shape, bool)
+    for r in rows:
+        band[max(r - 2, 0) : r + 2, :] = True
+    for c in cols:
+        band[:, max(c - 2, 0) : c + 2] = True
+    return plan, rows, cols, band
+
+
+def test_tiled_4096_equals_untiled_and_has_no_seams(test_model: Path) -> None:
+    img, truth = discs((4096, 4096), 3)
+    untiled = Segmenter(Settings(tile_size=4096), backend="onnxruntime", model=test_model)
+    tiled = Segmenter(Settings(tile_size=1024), backend="onnxruntime", model=test_model)
+    a, b = untiled.segment(img), tiled.segment(img)
+    assert a.extra["tiles"] == 1 and b.extra["tiles"] > 9
+    assert b.mask.shape == (4096, 4096)
+    # the test model's receptive field (±10 px) is inside the zero-weight margin: equal to
+    # float precision, and masks differ only where the probability sits at the threshold
+    np.testing.assert_allclose(b.probability, a.probability, atol=1e-5)
+    changed = a.mask != b.mask
+    assert changed.sum() <= 50
+    assert np.all(np.abs(a.probability[changed] - 0.5) < 1e-3)
+    plan, rows, cols, band = _seam_report(b.probability, a.probability, tiled, (4096, 4096))
+    assert rows and cols
+    for r in rows:  # no line of changed pixels along a tile border
+        assert changed[max(r - 2, 0) : r + 2].sum() <= 4
+    for c in cols:
+        assert changed[:, max(c - 2, 0) : c + 2].sum() <= 4
+    assert iou(b.mask, truth) > 0.85
+
+
+@pytest.mark.slow
+def test_tiled_4096_shipped_model_no_seams(shipped_model: Path) -> None:
+    from antema_fast.synth import generate
+
+    s = generate(seed=11, shape=(4096, 4096), regime="tem")
+    untiled = Segmenter(Settings(tile_size=4096), backend="onnxruntime", model=shipped_model)
+    tiled = Segmenter(Settings(tile_size=2048), backend="onnxruntime", model=shipped_model)
+    a, b = untiled.segment(s.image), tiled.segment(s.image)
+    assert b.extra["tiles"] == 9
+    diff = np.abs(a.probability - b.probability)
+    assert float(diff.mean()) < 2e-3
+    changed = a.mask != b.mask
+    assert changed.mean() < 2e-3
+    plan, rows, cols, band = _seam_report(b.probability, a.probability, tiled, (4096, 4096))
+    # changes are not concentrated along tile borders: a line would show as a band whose change
+    # rate is far above the rest of the image
+    for r in rows:
+        line = changed[max(r - 2, 0) : r + 2]
+        assert line.mean() < 0.01, f"seam along row {r}: {line.mean():.4f} of pixels changed"
+    for c in cols:
+        line = changed[:, max(c - 2, 0) : c + 2]
+        assert line.mean() < 0.01, f"seam along column {c}: {line.mean():.4f} of pixels changed"
