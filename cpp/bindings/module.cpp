@@ -7,6 +7,7 @@ namespace py = pybind11;
 // Registration functions of each area, defined in bind_<area>.cpp:
 void register_label(py::module_& m);
 void register_measure(py::module_& m);
+void register_separate(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "antema_fast compiled core (private; use the antema_fast package API)";
@@ -15,4 +16,5 @@ PYBIND11_MODULE(_core, m) {
 #endif
     register_label(m);
     register_measure(m);
+    register_separate(m);
 }
