@@ -1,0 +1,255 @@
+"""Training data: synthetic tiles on the fly, real labelled micrographs, augmentation.
+
+Everything here is NumPy/OpenCV; torch only sees the finished batches. Each training step draws
+its batch from ``numpy.random.default_rng([seed, step])``, so a run resumed from a checkpoint
+sees exactly the batches it would have seen without the interruption.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .. import synth
+from .._preprocess import Preprocessing
+
+_IMAGE_EXT = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
+
+# Fixed split of the msaem set (20 BF-TEM images, image_i.png / label_i.png): the last five by
+# number are held out for validation and never trained on.
+MSAEM_VALIDATION = (15, 16, 17, 18, 19)
+
+
+@dataclass
+class LabelledImage:
+    """A real micrograph with its binary particle mask."""
+
+    name: str
+    image: np.ndarray  # float32 (H, W), raw intensities
+    mask: np.ndarray  # bool (H, W)
+
+
+def _read_gray(path: Path) -> np.ndarray:
+    import cv2
+
+    if path.suffix.lower() in (".tif", ".tiff"):
+        import tifffile
+
+        a = np.asarray(tifffile.imread(path))
+    else:
+        a = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        if a is None:
+            raise ValueError(f"{path}: could not be read as an image")
+    if a.ndim == 3:
+        if a.shape[2] in (3, 4):  # colour or RGBA: luminance of the colour channels
+            a = a[..., :3].astype(np.float32).mean(axis=2)
+        else:
+            raise ValueError(f"{path}: expected a 2-D or RGB(A) image, got shape {a.shape}")
+    if a.ndim != 2:
+        raise ValueError(f"{path}: expected a 2-D image, got shape {a.shape}")
+    return a.astype(np.float32)
+
+
+def _number(name: str) -> int:
+    m = re.search(r"(\d+)", name)
+    return int(m.group(1)) if m else -1
+
+
+def load_pairs(folder: str | Path) -> list[LabelledImage]:
+    """Image + mask pairs from a folder.
+
+    Accepted layouts: ``images/`` + ``labels/`` (or ``masks/``) subfolders whose files pair up
+    by the number in their names (``image_3.png`` ↔ ``label_3.png``) or by identical stems; or
+    one folder with ``<stem>.<ext>`` and ``<stem>_mask.<ext>``. Masks: 0 = background, anything
+    else = particle.
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: expected a folder of image + mask pairs")
+    out: list[LabelledImage] = []
+    img_dir = root / "images"
+    lab_dir = next((root / d for d in ("labels", "masks") if (root / d).is_dir()), None)
+    if img_dir.is_dir() and lab_dir is not None:
+        labs = {p.stem: p for p in lab_dir.iterdir() if p.suffix.lower() in _IMAGE_EXT}
+        by_num = {_number(s): p for s, p in labs.items()}
+        for p in sorted(img_dir.iterdir(), key=lambda q: (_number(q.stem), q.name)):
+            if p.suffix.lower() not in _IMAGE_EXT:
+                continue
+            lp = labs.get(p.stem) or by_num.get(_number(p.stem))
+            if lp is None:
+                raise FileNotFoundError(f"{p}: no mask with the same stem or number in {lab_dir}")
+            out.append(_pair(p, lp))
+    else:
+        for p in sorted(root.iterdir()):
+            if p.suffix.lower() not in _IMAGE_EXT or p.stem.endswith("_mask"):
+                continue
+            lp = next((q for q in root.glob(p.stem + "_mask.*")), None)
+            if lp is None:
+                raise FileNotFoundError(f"{p}: expected a mask file {p.stem}_mask.<ext>")
+            out.append(_pair(p, lp))
+    if not out:
+        raise FileNotFoundError(f"{root}: no image + mask pairs found")
+    return out
+
+
+def _pair(img_path: Path, mask_path: Path) -> LabelledImage:
+    img = _read_gray(img_path)
+    mask = _read_gray(mask_path) > 0
+    if img.shape != mask.shape:
+        raise ValueError(
+            f"{mask_path}: mask shape {mask.shape} differs from image shape {img.shape}"
+        )
+    return LabelledImage(name=img_path.name, image=img, mask=mask)
+
+
+def split_msaem(items: Sequence[LabelledImage]) -> tuple[list[LabelledImage], list[LabelledImage]]:
+    """(train, validation) split of the msaem set by image number (:data:`MSAEM_VALIDATION`)."""
+    train = [it for it in items if _number(it.name) not in MSAEM_VALIDATION]
+    val = [it for it in items if _number(it.name) in MSAEM_VALIDATION]
+    return train, val
+
+
+# ----------------------------------------------------------------------------------------------
+# Augmentation
+# ----------------------------------------------------------------------------------------------
+
+
+def _affine_crop(
+    image: np.ndarray,
+    mask: np.ndarray,
+    size: int,
+    rng: np.random.Generator,
+    scale_range: tuple[float, float] = (0.5, 2.0),
+) -> tuple[np.ndarray, np.ndarray]:
+    """Random scale + rotation + reflection + crop of a ``size``² tile (reflect borders)."""
+    import cv2
+
+    h, w = image.shape
+    scale = math.exp(rng.uniform(math.log(scale_range[0]), math.log(scale_range[1])))
+    angle = float(rng.uniform(0, 360))
+    cy, cx = rng.uniform(0, h), rng.uniform(0, w)
+    m = cv2.getRotationMatrix2D((cx, cy), angle, scale)
+    # move the source point (cx, cy) to the tile centre
+    m[:, 2] += np.array([size / 2 - cx, size / 2 - cy])
+    img = cv2.warpAffine(
+        image, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+    )
+    msk = (
+        cv2.warpAffine(
+            mask.astype(np.float32),
+            m,
+            (size, size),
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_REFLECT,
+        )
+        > 0.5
+    )
+    if rng.random() < 0.5:
+        img, msk = img[:, ::-1], msk[:, ::-1]
+    if rng.random() < 0.5:
+        img, msk = img[::-1], msk[::-1]
+    return np.ascontiguousarray(img), np.ascontiguousarray(msk)
+
+
+def _degrade_raw(image: np.ndarray, rng: np.random.Generator, strength: float) -> np.ndarray:
+    """Noise and blur on raw intensities (before preprocessing)."""
+    import cv2
+
+    x = image.astype(np.float32)
+    if rng.random() < 0.3 * strength:
+        x = cv2.GaussianBlur(x, (0, 0), float(rng.uniform(0.5, 2.0)))
+    if rng.random() < 0.4 * strength:
+        sd = float(x.std()) * float(rng.uniform(0.05, 0.5))
+        x = x + rng.normal(0.0, sd, x.shape).astype(np.float32)
+    return x
+
+
+def _photometric(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Brightness / contrast / gamma on the preprocessed [0, 1] input."""
+    if rng.random() < 0.6:
+        c = float(rng.uniform(0.7, 1.3))
+        b = float(rng.uniform(-0.15, 0.15))
+        x = (x - 0.5) * c + 0.5 + b
+        np.clip(x, 0.0, 1.0, out=x)
+    if rng.random() < 0.3:
+        x = np.power(x, float(math.exp(rng.uniform(-0.4, 0.4)))).astype(np.float32)
+    return x
+
+
+def _orient(
+    img: np.ndarray, msk: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    k = int(rng.integers(4))
+    img, msk = np.rot90(img, k), np.rot90(msk, k)
+    if rng.random() < 0.5:
+        img, msk = img[:, ::-1], msk[:, ::-1]
+    return np.ascontiguousarray(img), np.ascontiguousarray(msk)
+
+
+@dataclass
+class BatchSampler:
+    """Draws training batches of preprocessed tiles and masks.
+
+    Parameters
+    ----------
+    preprocessing : Preprocessing
+        The recipe stored with the model.
+    tile : int
+        Tile side in pixels.
+    real : list of LabelledImage
+        Real labelled micrographs to mix in (may be empty).
+    real_fraction : float
+        Expected fraction of real tiles in a batch (0 when ``real`` is empty).
+    seed : int
+        Base seed; batch ``step`` uses ``default_rng([seed, step])``.
+    """
+
+    preprocessing: Preprocessing
+    tile: int = 256
+    real: Sequence[LabelledImage] = ()
+    real_fraction: float = 0.3
+    seed: int = 0
+    augment_strength: float = 1.0
+
+    def synthetic_tile(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        s = synth.generate(rng, (self.tile, self.tile), "mixed")
+        img, msk = _orient(s.image, s.semantic, rng)
+        x = self.preprocessing.apply(_degrade_raw(img, rng, 0.3 * self.augment_strength))
+        return _photometric(x, rng), msk
+
+    def real_tile(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        it = self.real[int(rng.integers(len(self.real)))]
+        img, msk = _affine_crop(it.image, it.mask, self.tile, rng)
+        x = self.preprocessing.apply(_degrade_raw(img, rng, self.augment_strength))
+        return _photometric(x, rng), msk
+
+    def batch(self, step: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(x, y)``: float32 ``[size, 1, tile, tile]`` inputs and 0/1 targets."""
+        rng = np.random.default_rng([self.seed, step])
+        xs, ys = [], []
+        for _ in range(size):
+            use_real = len(self.real) > 0 and rng.random() < self.real_fraction
+            x, y = self.real_tile(rng) if use_real else self.synthetic_tile(rng)
+            xs.append(x)
+            ys.append(y)
+        x_arr = np.stack(xs)[:, None].astype(np.float32)
+        y_arr = np.stack(ys)[:, None].astype(np.float32)
+        return x_arr, y_arr
+
+
+def synthetic_set(
+    n: int, tile: int, seed: int, regimes: Sequence[str] = synth.REGIMES
+) -> list[tuple[str, synth.SynthImage]]:
+    """A fixed, seeded synthetic test set: ``n`` images per regime (seeds disjoint from training
+    because training seeds are ``[seed, step]`` sequences and these are ``[seed, 10**6, k]``)."""
+    out = []
+    for r_i, regime in enumerate(regimes):
+        for k in range(n):
+            rng = np.random.default_rng([seed, 10**6, r_i, k])
+            out.append((regime, synth.generate(rng, (tile, tile), regime)))
+    return out

@@ -1,0 +1,216 @@
+"""Evaluation of an exported ONNX model (torch-free: ONNX Runtime + NumPy).
+
+Used by ``antema evaluate`` and by training's final report. The model's preprocessing, padding
+multiple and threshold are read from its metadata, exactly as inference does.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import metrics as M
+from .._preprocess import (
+    INPUT_NAME,
+    META_PAD_MULTIPLE,
+    META_PREPROCESSING,
+    META_THRESHOLD,
+    OUTPUT_NAME,
+    Preprocessing,
+)
+
+
+@dataclass
+class OnnxSegmenter:
+    """Minimal ONNX Runtime runner for evaluation: preprocess → pad → run → crop → threshold."""
+
+    path: Path
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        if self.threads:
+            opts.intra_op_num_threads = int(self.threads)
+            opts.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(
+            str(self.path), sess_options=opts, providers=["CPUExecutionProvider"]
+        )
+        meta = self.session.get_modelmeta().custom_metadata_map
+        for key in (META_PREPROCESSING, META_PAD_MULTIPLE, META_THRESHOLD):
+            if key not in meta:
+                raise ValueError(f"{self.path}: ONNX metadata lacks {key!r}")
+        self.metadata = dict(meta)
+        self.preprocessing = Preprocessing.from_json(meta[META_PREPROCESSING])
+        self.pad_multiple = int(meta[META_PAD_MULTIPLE])
+        self.threshold = float(meta[META_THRESHOLD])
+
+    def probability(self, image: np.ndarray) -> np.ndarray:
+        x = self.preprocessing.apply(image)
+        h, w = x.shape
+        m = self.pad_multiple
+        ph, pw = (-h) % m, (-w) % m
+        if ph or pw:
+            x = np.pad(x, ((0, ph), (0, pw)), mode="reflect" if min(h, w) > max(ph, pw) else "edge")
+        out = self.session.run([OUTPUT_NAME], {INPUT_NAME: x[None, None]})[0]
+        return np.asarray(out[0, 0, :h, :w], dtype=np.float32)
+
+    def predict(self, image: np.ndarray) -> np.ndarray:
+        return self.probability(image) > self.threshold
+
+
+def _summ(counts: np.ndarray, inst: list[dict[str, float]]) -> dict[str, Any]:
+    out: dict[str, Any] = dict(M.metrics_from_confusion(counts))
+    tp = sum(d["tp"] for d in inst)
+    fp = sum(d["fp"] for d in inst)
+    fn = sum(d["fn"] for d in inst)
+    out["instance"] = {
+        "precision": tp / (tp + fp) if tp + fp else math.nan,
+        "recall": tp / (tp + fn) if tp + fn else math.nan,
+        "f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else math.nan,
+        "mean_abs_diameter_rel_error": float(
+            np.nanmean([abs(d["mean_diameter_rel_error"]) for d in inst])
+        )
+        if inst
+        else math.nan,
+        "mean_abs_count_rel_error": float(np.nanmean([abs(d["count_rel_error"]) for d in inst]))
+        if inst
+        else math.nan,
+    }
+    return out
+
+
+def evaluate_pairs(
+    seg: OnnxSegmenter,
+    pairs: Sequence[tuple[np.ndarray, np.ndarray]],
+    pixel_size_nm: float = 1.0,
+) -> dict[str, Any]:
+    """Pooled paper metrics and instance metrics over ``(image, true_mask)`` pairs.
+
+    Instances are the 8-connected components of the predicted and of the true mask (no
+    separation step), so the instance numbers measure segmentation, not separation.
+    """
+    counts = np.zeros((2, 2), np.int64)
+    inst = []
+    for image, truth in pairs:
+        pred = seg.predict(image)
+        counts += M.confusion_counts(pred, truth)
+        inst.append(
+            M.instance_metrics(
+                M.connected_components(pred), M.connected_components(truth), pixel_size_nm
+            )
+        )
+    return _summ(counts, inst)
+
+
+def evaluate_model(
+    model_path: str | Path,
+    *,
+    synthetic_per_regime: int = 20,
+    synthetic_tile: int = 256,
+    synthetic_seed: int = 12345,
+    real_folder: str | Path | None = None,
+    real_names: Sequence[str] | None = None,
+    threads: int = 2,
+    timing_size: int = 1024,
+    timing_repeats: int = 3,
+) -> dict[str, Any]:
+    """Evaluate an ONNX model on a fresh synthetic test set (per regime), real pairs, and time it.
+
+    Parameters
+    ----------
+    model_path : path
+        The ``.onnx`` file.
+    synthetic_per_regime : int
+        Test images per regime (0 skips the synthetic set). Seeds are disjoint from training's.
+    real_folder : path, optional
+        A folder of image + mask pairs (see :func:`antema_fast.train.data.load_pairs`).
+    real_names : sequence of str, optional
+        Only these file names from ``real_folder`` (e.g. the msaem validation split).
+    threads : int
+        ONNX Runtime intra-op threads.
+    timing_size : int
+        Side of the square image used for the timing (0 skips the timing).
+
+    Returns
+    -------
+    dict
+        ``synthetic`` (``all`` and per regime), ``real``, ``timing``.
+    """
+    from .. import synth
+    from .data import load_pairs, synthetic_set
+
+    seg = OnnxSegmenter(Path(model_path), threads=threads)
+    report: dict[str, Any] = {"model": str(model_path)}
+    if synthetic_per_regime > 0:
+        test = synthetic_set(synthetic_per_regime, synthetic_tile, synthetic_seed)
+        per: dict[str, Any] = {}
+        counts_all = np.zeros((2, 2), np.int64)
+        inst_all: list[dict[str, float]] = []
+        for regime in synth.REGIMES:
+            counts = np.zeros((2, 2), np.int64)
+            inst = []
+            for r, s in test:
+                if r != regime:
+                    continue
+                pred = seg.predict(s.image)
+                counts += M.confusion_counts(pred, s.semantic)
+                inst.append(
+                    M.instance_metrics(
+                        M.connected_components(pred),
+                        M.connected_components(s.semantic),
+                        s.pixel_size_nm,
+                    )
+                )
+            per[regime] = _summ(counts, inst)
+            counts_all += counts
+            inst_all += inst
+        per["all"] = _summ(counts_all, inst_all)
+        report["synthetic"] = per
+    if real_folder is not None:
+        items = load_pairs(real_folder)
+        if real_names is not None:
+            wanted = set(real_names)
+            items = [it for it in items if it.name in wanted]
+        report["real"] = evaluate_pairs(seg, [(it.image, it.mask) for it in items])
+        report["real"]["images"] = [it.name for it in items]
+    if timing_size > 0:
+        rng = np.random.default_rng(0)
+        img = rng.random((timing_size, timing_size)).astype(np.float32)
+        seg.probability(img)  # warm-up
+        ts = []
+        for _ in range(timing_repeats):
+            t0 = time.perf_counter()
+            seg.probability(img)
+            ts.append(time.perf_counter() - t0)
+        report["timing"] = {
+            "size": timing_size,
+            "threads": threads,
+            "seconds_median": float(np.median(ts)),
+            "seconds_min": float(np.min(ts)),
+            "includes": "preprocessing + padding + ONNX Runtime run",
+        }
+    return report
+
+
+def to_json(report: dict[str, Any]) -> str:
+    """JSON with NaN written as null."""
+
+    def fix(v: Any) -> Any:
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: fix(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [fix(x) for x in v]
+        return v
+
+    return json.dumps(fix(report), indent=2, sort_keys=True)

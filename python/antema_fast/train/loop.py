@@ -1,0 +1,315 @@
+"""The training loop: on-the-fly data, BCE + Dice loss, AdamW with warm-up + cosine decay,
+checkpoints with resume, validation IoU in the progress line, periodic ONNX export."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .._preprocess import Preprocessing
+from . import data as D
+from .export import export_onnx
+from .models import build_model, count_parameters
+
+DEFAULT_PREPROCESSING = Preprocessing(
+    gaussian_sigma_px=1.0, low_percentile=0.5, high_percentile=99.5, quantize_uint8=True
+)
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (stored in checkpoints and in the ONNX metadata).
+
+    Parameters
+    ----------
+    out_dir : str
+        Where checkpoints, logs and exported models go.
+    model : str
+        ``"unet"`` or ``"deeplabv3plus"``.
+    base : int
+        U-Net base width.
+    steps : int
+        Optimiser steps.
+    batch : int
+        Tiles per step.
+    tile : int
+        Tile side (px); must be a multiple of the model's padding multiple.
+    lr, weight_decay : float
+        AdamW settings; the learning rate warms up linearly for ``warmup`` steps, then follows a
+        cosine decay to ``lr * final_lr_fraction``.
+    real : list of str
+        Folders of real image + mask pairs. A folder named ``msaem`` is split with
+        :data:`antema_fast.train.data.MSAEM_VALIDATION` (held out); other folders train fully.
+    real_fraction : float
+        Expected fraction of real tiles per batch.
+    seed : int
+        Seed of weights, batches and validation set.
+    threads : int
+        torch intra-op threads.
+    """
+
+    out_dir: str = "train_run"
+    model: str = "unet"
+    base: int = 16
+    steps: int = 3000
+    batch: int = 8
+    tile: int = 256
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup: int = 100
+    final_lr_fraction: float = 0.02
+    real: list[str] = field(default_factory=list)
+    real_fraction: float = 0.3
+    seed: int = 0
+    threads: int = 2
+    checkpoint_every: int = 100
+    validate_every: int = 100
+    export_every: int = 500
+    val_synthetic: int = 3
+    name: str = "antema-unet"
+    preprocessing: dict[str, Any] = field(
+        default_factory=lambda: dataclasses.asdict(DEFAULT_PREPROCESSING)
+    )
+
+    def model_kwargs(self) -> dict[str, Any]:
+        return {"base": self.base} if self.model == "unet" else {}
+
+
+def _lr(cfg: TrainConfig, step: int) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    t = (step - cfg.warmup) / max(cfg.steps - cfg.warmup, 1)
+    lo = cfg.lr * cfg.final_lr_fraction
+    return lo + 0.5 * (cfg.lr - lo) * (1 + math.cos(math.pi * min(t, 1.0)))
+
+
+def loss_fn(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy + (1 − soft Dice) of the particle class, per batch."""
+    bce = F.binary_cross_entropy_with_logits(logits, target)
+    p = torch.sigmoid(logits)
+    inter = (p * target).sum()
+    dice = (2 * inter + 1.0) / (p.sum() + target.sum() + 1.0)
+    return bce + (1 - dice)
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _pad_to(x: np.ndarray, m: int) -> np.ndarray:
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % m, (-w) % m
+    if ph or pw:
+        x = np.pad(x, [(0, 0)] * (x.ndim - 2) + [(0, ph), (0, pw)], mode="reflect")
+    return x
+
+
+class Trainer:
+    """Runs a :class:`TrainConfig`; resumes from ``out_dir/checkpoint.pt`` when present."""
+
+    def __init__(self, cfg: TrainConfig, log: Any = None) -> None:
+        self.cfg = cfg
+        self.log = log or sys.stdout
+        self.out = Path(cfg.out_dir)
+        self.out.mkdir(parents=True, exist_ok=True)
+        torch.set_num_threads(max(int(cfg.threads), 1))
+        torch.manual_seed(cfg.seed)
+        self.pre = Preprocessing(**cfg.preprocessing)
+        self.model = build_model(cfg.model, **cfg.model_kwargs())
+        pm = int(getattr(self.model, "pad_multiple", 32))
+        if cfg.tile % pm:
+            raise ValueError(f"tile: expected a multiple of {pm} for {cfg.model!r}, got {cfg.tile}")
+        self.pad_multiple = pm
+        self.opt = torch.optim.AdamW(
+            self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
+        )
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda s: _lr(cfg, s) / cfg.lr)
+        self.step = 0
+        self.elapsed = 0.0
+        self.history: list[dict[str, float]] = []
+        train_real: list[D.LabelledImage] = []
+        self.val_real: list[D.LabelledImage] = []
+        self.real_summary: list[dict[str, Any]] = []
+        for folder in cfg.real:
+            items = D.load_pairs(folder)
+            if Path(folder).name == "msaem":
+                tr, va = D.split_msaem(items)
+            else:
+                tr, va = items, []
+            train_real += tr
+            self.val_real += va
+            self.real_summary.append(
+                {
+                    "folder": Path(folder).name,
+                    "train": [it.name for it in tr],
+                    "validation": [it.name for it in va],
+                }
+            )
+        self.sampler = D.BatchSampler(
+            self.pre, cfg.tile, train_real, cfg.real_fraction if train_real else 0.0, cfg.seed
+        )
+        self.val_synth = D.synthetic_set(cfg.val_synthetic, cfg.tile, cfg.seed + 777)
+        self.best = -1.0
+        ck = self.out / "checkpoint.pt"
+        if ck.exists():
+            self.load(ck)
+
+    # -- checkpoints --------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        return {
+            "config": dataclasses.asdict(self.cfg),
+            "model": self.model.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "scheduler": self.sched.state_dict(),
+            "step": self.step,
+            "elapsed": self.elapsed,
+            "history": self.history,
+            "best": self.best,
+            "torch_rng": torch.get_rng_state(),
+            # batches are drawn from default_rng([seed, step]): the step is the data RNG state
+            "data_rng": {"seed": self.cfg.seed, "next_step": self.step},
+        }
+
+    def save(self, path: Path | None = None) -> Path:
+        path = path or self.out / "checkpoint.pt"
+        _atomic_save(self.state(), path)
+        return path
+
+    def load(self, path: Path) -> None:
+        st = torch.load(path, map_location="cpu", weights_only=False)
+        if st["config"]["model"] != self.cfg.model:
+            raise ValueError(
+                f"{path}: checkpoint is for model {st['config']['model']!r}, "
+                f"config asks for {self.cfg.model!r}"
+            )
+        self.model.load_state_dict(st["model"])
+        self.opt.load_state_dict(st["optimizer"])
+        self.sched.load_state_dict(st["scheduler"])
+        self.step = int(st["step"])
+        self.elapsed = float(st.get("elapsed", 0.0))
+        self.history = list(st.get("history", []))
+        self.best = float(st.get("best", -1.0))
+        torch.set_rng_state(st["torch_rng"])
+        print(f"resumed from {path} at step {self.step}", file=self.log, flush=True)
+
+    # -- validation ---------------------------------------------------------------------------
+    @torch.no_grad()
+    def _predict(self, x: np.ndarray) -> np.ndarray:
+        h, w = x.shape
+        xp = _pad_to(x[None, None], self.pad_multiple)
+        logits = self.model(torch.from_numpy(np.ascontiguousarray(xp)))
+        return logits[0, 0, :h, :w].numpy() > 0.0
+
+    def validate(self) -> dict[str, float]:
+        from .. import metrics as M
+
+        was = self.model.training
+        self.model.eval()
+        try:
+            c = np.zeros((2, 2), np.int64)
+            for _, s in self.val_synth:
+                c += M.confusion_counts(self._predict(self.pre.apply(s.image)), s.semantic)
+            out = {"val_iou_synthetic": float(M.metrics_from_confusion(c)["iou"][1])}  # type: ignore[index]
+            if self.val_real:
+                c = np.zeros((2, 2), np.int64)
+                for it in self.val_real:
+                    c += M.confusion_counts(self._predict(self.pre.apply(it.image)), it.mask)
+                out["val_iou_real"] = float(M.metrics_from_confusion(c)["iou"][1])  # type: ignore[index]
+        finally:
+            self.model.train(was)
+        return out
+
+    # -- export -------------------------------------------------------------------------------
+    def export(self, path: Path, metrics: dict[str, Any] | None = None) -> Path:
+        training = {
+            "config": dataclasses.asdict(self.cfg),
+            "steps_done": self.step,
+            "train_seconds": round(self.elapsed, 1),
+            "parameters": count_parameters(self.model),
+            "data": {
+                "synthetic": "antema_fast.synth.generate(regime='mixed'), on the fly",
+                "real": self.real_summary,
+            },
+        }
+        return export_onnx(
+            self.model,
+            path,
+            preprocessing=self.pre,
+            pad_multiple=self.pad_multiple,
+            name=self.cfg.name,
+            metrics=metrics or (self.history[-1] if self.history else {}),
+            training=training,
+        )
+
+    # -- loop ---------------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        cfg = self.cfg
+        self.model.train()
+        t_last = time.perf_counter()
+        loss_ema = math.nan
+        while self.step < cfg.steps:
+            t0 = time.perf_counter()
+            x, y = self.sampler.batch(self.step, cfg.batch)
+            logits = self.model(torch.from_numpy(x))
+            loss = loss_fn(logits, torch.from_numpy(y))
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt.step()
+            self.sched.step()
+            self.step += 1
+            dt = time.perf_counter() - t0
+            self.elapsed += dt
+            lv = float(loss.detach())
+            loss_ema = lv if math.isnan(loss_ema) else 0.95 * loss_ema + 0.05 * lv
+            rec: dict[str, float] = {}
+            if self.step % cfg.validate_every == 0 or self.step == cfg.steps:
+                rec = {"step": self.step, "loss": round(loss_ema, 4), **self.validate()}
+                self.history.append(rec)
+                score = float(np.mean([v for k, v in rec.items() if k.startswith("val_")]))
+                if score > self.best:
+                    self.best = score
+                    _atomic_save(
+                        {"model": self.model.state_dict(), "step": self.step, "metrics": rec},
+                        self.out / "best.pt",
+                    )
+            if rec or time.perf_counter() - t_last > 30:
+                t_last = time.perf_counter()
+                done = self.step / cfg.steps
+                bar = "#" * int(20 * done) + "." * (20 - int(20 * done))
+                eta = (cfg.steps - self.step) * (self.elapsed / max(self.step, 1))
+                val = " ".join(f"{k[8:]} {v:.3f}" for k, v in rec.items() if k.startswith("val_"))
+                print(
+                    f"[{bar}] step {self.step}/{cfg.steps} loss {loss_ema:.4f} "
+                    f"lr {self.sched.get_last_lr()[0]:.2e} {dt:.2f} s/step "
+                    f"eta {eta / 60:.0f} min" + (f" | val IoU {val}" if val else ""),
+                    file=self.log,
+                    flush=True,
+                )
+            if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
+                self.save()
+            if self.step % cfg.export_every == 0 and self.step < cfg.steps:
+                self.export(self.out / f"{cfg.name}-step{self.step}.onnx")
+                self.export(self.out / f"{cfg.name}-latest.onnx")
+        final = self.out / f"{cfg.name}.onnx"
+        self.export(final)
+        summary = {
+            "steps": self.step,
+            "train_seconds": self.elapsed,
+            "history": self.history,
+            "onnx": str(final),
+        }
+        (self.out / "summary.json").write_text(json.dumps(summary, indent=2))
+        return summary
