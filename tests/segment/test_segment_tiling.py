@@ -6,8 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import discs, iou
-
 from antema_fast import Settings
 from antema_fast.segment import Segmenter
 from antema_fast.segment._tiling import (
@@ -17,6 +15,7 @@ from antema_fast.segment._tiling import (
     run_tiled,
     tile_starts,
 )
+from segment_helpers import discs, iou
 
 
 @pytest.mark.parametrize("shape", [(1000, 1000), (333, 517), (1, 1), (32, 32), (2, 95)])
@@ -36,10 +35,17 @@ def test_pad_rejects_non_2d() -> None:
 
 @pytest.mark.parametrize(
     ("length", "tile", "overlap", "multiple"),
-    [(4096, 1024, 128, 32), (4096, 2048, 128, 32), (3008, 2048, 128, 16), (512, 512, 64, 16),
-     (6000, 1000, 200, 8)],
+    [
+        (4096, 1024, 128, 32),
+        (4096, 2048, 128, 32),
+        (3008, 2048, 128, 16),
+        (512, 512, 64, 16),
+        (6000, 1000, 200, 8),
+    ],
 )
-def test_tile_starts_cover_with_overlap(length: int, tile: int, overlap: int, multiple: int) -> None:
+def test_tile_starts_cover_with_overlap(
+    length: int, tile: int, overlap: int, multiple: int
+) -> None:
     starts = tile_starts(length, tile, overlap, multiple)
     assert starts[0] == 0 and starts[-1] + tile == length
     assert all(s % multiple == 0 for s in starts)
