@@ -19,6 +19,8 @@ value of a label image, because separated particles may overlap one another.
 from __future__ import annotations
 
 import math
+import sys
+import types
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -629,3 +631,18 @@ def measure(
     threshold = _check_threshold(convexity_threshold)
     arrays, _ = _core().measure_mask(m, False)
     return _table(arrays, s, variant, None, threshold)
+
+
+class _CallableModule(types.ModuleType):
+    """Makes ``antema_fast.measure(...)`` work even after ``import antema_fast.measure``.
+
+    Importing this submodule binds the package attribute ``measure`` to the module object, which
+    would shadow the lazily exported function of the same name; calling the module forwards to
+    :func:`measure`.
+    """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> pd.DataFrame:
+        return measure(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
