@@ -5,18 +5,10 @@ from __future__ import annotations
 
 import math
 
+import antema_fast
 import numpy as np
 import pandas as pd
 import pytest
-from measure_reference import (
-    circularity_reference,
-    convex_image_bruteforce,
-    feret_bruteforce,
-    perimeter_reference,
-)
-from scipy import ndimage
-
-import antema_fast
 from antema_fast import _core
 from antema_fast.measure import (
     COLUMNS,
@@ -26,6 +18,13 @@ from antema_fast.measure import (
     particles_from_mask,
     regionprops_table,
 )
+from measure_reference import (
+    circularity_reference,
+    convex_image_bruteforce,
+    feret_bruteforce,
+    perimeter_reference,
+)
+from scipy import ndimage
 
 
 def disc(radius: float, pad: int = 3) -> np.ndarray:
