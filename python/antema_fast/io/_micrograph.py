@@ -1,0 +1,245 @@
+"""The :class:`Micrograph` object, the one exception type and the warnings of the readers."""
+
+from __future__ import annotations
+
+import math
+import pathlib
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+# calibrations whose x and y differ by more than this relative amount are reported
+ANISOTROPY_TOLERANCE = 0.005
+
+
+class ReadError(Exception):
+    """A microscope file could not be read, or holds nothing that can be measured.
+
+    The message names the file and says what was expected and what was found.
+    """
+
+
+class ReadWarning(UserWarning):
+    """Base class of the warnings the readers give."""
+
+
+class CalibrationWarning(ReadWarning):
+    """The pixel calibration is unusual (for example x and y differ by more than 0.5 %)."""
+
+
+class DataConversionWarning(ReadWarning):
+    """The pixel values had to be converted (for example complex data to its modulus)."""
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Pixel size along x (columns) and y (rows) in nm, and where it came from."""
+
+    x_nm: float
+    y_nm: float
+    source: str
+
+
+def _check_pixel_size(value: float, what: str) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what}: expected a positive number of nm, got {value!r}") from None
+    if not math.isfinite(v) or v <= 0:
+        raise ValueError(f"{what}: expected a positive finite number of nm, got {value!r}")
+    return v
+
+
+@dataclass(frozen=True)
+class Micrograph:
+    """One 2-D image with its pixel size in nm.
+
+    Parameters
+    ----------
+    data : numpy.ndarray
+        The image, 2-D, rows × columns, in the file's own dtype (native byte order); float32
+        only where a conversion was needed (complex data → modulus, float16 → float32).
+    pixel_size_nm : float
+        The pixel size used for measurement: the geometric mean of x and y. NaN only when the
+        image was read with ``require_calibration=False`` and no pixel size was found.
+    pixel_size_x_nm, pixel_size_y_nm : float
+        The pixel size along columns (x) and rows (y).
+    pixel_size_source : str
+        ``"user"`` when the caller gave it, ``"file:<tag or reader>"`` when read from the file,
+        ``"none"`` when there is none.
+    path : pathlib.Path or None
+        The file read (the archive for a file inside a zip or gzip archive).
+    frame_index : int or None
+        Index of this frame in a stack, None for a single image.
+    frame_count : int
+        Number of frames of the stack the image comes from (1 for a single image).
+    timestamp_s : float or None
+        Time of the frame in seconds, when the file stores one (relative to the first frame
+        for frame intervals, Unix time for absolute stamps; see ``metadata["timestamp_kind"]``).
+    signal : str or None
+        Which signal (detector, dataset, series) of a multi-signal file this is.
+    metadata : dict
+        What the file says about the acquisition where it says it: ``format``, ``instrument``,
+        ``voltage_kV``, ``magnification``, ``acquisition_time`` (ISO 8601), ``exposure_s``,
+        ``detector``, ``signals`` (all signal names), ``file_pixel_size_nm`` (the file's own
+        calibration when the caller overrode it).
+    warnings : tuple of str
+        Problems found while reading (anisotropic calibration, complex data, ...), also issued
+        as Python warnings.
+
+    Notes
+    -----
+    Pixel sizes are always in nm per pixel. x is the column axis and y the row axis.
+    """
+
+    data: np.ndarray
+    pixel_size_nm: float
+    pixel_size_x_nm: float
+    pixel_size_y_nm: float
+    pixel_size_source: str
+    path: pathlib.Path | None
+    frame_index: int | None = None
+    frame_count: int = 1
+    timestamp_s: float | None = None
+    signal: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+    _name: str | None = field(default=None, repr=False)
+
+    @property
+    def name(self) -> str:
+        """File stem (or the given name), with a ``_f0007``-style suffix for frames of a stack."""
+        if self._name is not None:
+            base = self._name
+        elif self.path is not None:
+            base = self.path.stem
+        else:
+            base = "array"
+        if self.frame_index is not None and self.frame_count > 1:
+            width = max(4, len(str(self.frame_count - 1)))
+            return f"{base}_f{self.frame_index:0{width}d}"
+        return base
+
+    @property
+    def is_calibrated(self) -> bool:
+        """True when the pixel size is known (not NaN)."""
+        return math.isfinite(self.pixel_size_nm)
+
+    @classmethod
+    def from_array(
+        cls, data: np.ndarray, pixel_size_nm: float, *, name: str | None = None
+    ) -> Micrograph:
+        """Wrap an array the caller already has.
+
+        Parameters
+        ----------
+        data : array_like
+            A 2-D image (an RGB image whose channels are equal is accepted and made grey).
+        pixel_size_nm : float
+            Pixel size in nm (recorded with source ``"user"``).
+        name : str, optional
+            Name used for outputs; defaults to ``"array"``.
+
+        Returns
+        -------
+        Micrograph
+
+        Raises
+        ------
+        ReadError
+            When the array is not an image (wrong number of dimensions, colour, NaN/inf).
+        ValueError
+            When ``pixel_size_nm`` is not a positive finite number.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> m = Micrograph.from_array(np.zeros((4, 5), np.uint8), 0.5, name="blank")
+        >>> m.pixel_size_nm, m.name, m.data.shape
+        (0.5, 'blank', (4, 5))
+        """
+        px = _check_pixel_size(pixel_size_nm, "pixel_size_nm")
+        label = name if name is not None else "array"
+        notes: list[tuple[type[Warning], str]] = []
+        image = normalise_image(np.asarray(data), label, notes)
+        for category, message in notes:
+            warnings.warn(message, category, stacklevel=2)
+        return cls(
+            data=image,
+            pixel_size_nm=px,
+            pixel_size_x_nm=px,
+            pixel_size_y_nm=px,
+            pixel_size_source="user",
+            path=None,
+            metadata={"format": "array"},
+            warnings=tuple(m for _, m in notes),
+            _name=label,
+        )
+
+
+def normalise_image(
+    data: np.ndarray, label: str, notes: list[tuple[type[Warning], str]]
+) -> np.ndarray:
+    """Check one frame and bring it to a 2-D array in native byte order.
+
+    RGB(A) whose colour channels are equal becomes grey; real colour is refused. Complex
+    data becomes its modulus (with a :class:`DataConversionWarning`). NaN or inf pixels are
+    refused with their count. ``notes`` receives ``(category, message)`` for every warning to
+    give; the caller issues them (outside any exception translation).
+    """
+    a = np.asarray(data)
+    if a.ndim == 3 and a.shape[-1] in (3, 4) and a.shape[0] > 1 and a.shape[1] > 1:
+        colour = a[..., :3]
+        if not (
+            np.array_equal(colour[..., 0], colour[..., 1])
+            and np.array_equal(colour[..., 0], colour[..., 2])
+        ):
+            raise ReadError(
+                f"{label}: is a colour image ({a.shape[-1]} channels whose values differ); "
+                "expected a greyscale micrograph. Convert it to greyscale first if the colour "
+                "carries no information."
+            )
+        a = colour[..., 0]
+    if a.ndim != 2:
+        raise ReadError(f"{label}: expected a 2-D image, got an array of shape {tuple(a.shape)}")
+    if a.shape[0] < 2 or a.shape[1] < 2:
+        raise ReadError(
+            f"{label}: expected a 2-D image, got shape {tuple(a.shape)} (a spectrum or a line, "
+            "not an image)"
+        )
+    if np.iscomplexobj(a):
+        notes.append((DataConversionWarning, f"{label}: complex pixel values; using their modulus"))
+        a = np.abs(a).astype(np.float32)
+    elif a.dtype == np.bool_:
+        a = a.astype(np.uint8)
+    elif a.dtype == np.float16:
+        a = a.astype(np.float32)
+    elif a.dtype.kind not in "uif":
+        raise ReadError(f"{label}: unsupported pixel type {a.dtype}; expected integers or floats")
+    if a.dtype.byteorder not in ("=", "|"):
+        a = a.astype(a.dtype.newbyteorder("="))
+    if a.dtype.kind == "f":
+        bad = int(np.count_nonzero(~np.isfinite(a)))
+        if bad:
+            raise ReadError(
+                f"{label}: {bad} of {a.size} pixels are NaN or infinite; expected finite values"
+            )
+    a = np.ascontiguousarray(a)
+    if not a.flags.writeable:
+        a = a.copy()
+    return a
+
+
+def anisotropy_note(cal: Calibration, label: str) -> str | None:
+    """A message when x and y differ by more than :data:`ANISOTROPY_TOLERANCE`, else None."""
+    lo, hi = sorted((cal.x_nm, cal.y_nm))
+    rel = hi / lo - 1.0
+    if rel <= ANISOTROPY_TOLERANCE:
+        return None
+    return (
+        f"{label}: x and y pixel sizes differ by {100 * rel:.3g} % (x = {cal.x_nm:.6g} nm, "
+        f"y = {cal.y_nm:.6g} nm); measuring with their geometric mean "
+        f"{math.sqrt(cal.x_nm * cal.y_nm):.6g} nm"
+    )
