@@ -646,6 +646,22 @@ def analyze_sample(
     items = list(sources)
     if not items:
         raise ValueError("sources: expected at least one image, got none")
+    if any(isinstance(item, np.ndarray) for item in items):
+        from .io import Micrograph
+
+        if pixel_size_nm is None:
+            raise ValueError(
+                "pixel_size_nm is required when sources are arrays: an array carries no "
+                "calibration (pass pixel_size_nm=<nm per pixel>)"
+            )
+        _check_pixel_size(pixel_size_nm, "pixel_size_nm")
+        # arrays have no file name: number them so the pooled table tells them apart
+        items = [
+            Micrograph.from_array(item, float(pixel_size_nm), name=f"image{k}")
+            if isinstance(item, np.ndarray)
+            else item
+            for k, item in enumerate(items, start=1)
+        ]
     if segmenter is None:
         segmenter = _make_segmenter(settings)
     results = [

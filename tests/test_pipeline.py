@@ -1,0 +1,212 @@
+"""analyze / finish / analyze_sample / summarize on images with known answers."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import tifffile
+
+import antema_fast as af
+from antema_fast.pipeline import SUMMARY_QUANTITIES, finish, summarize
+
+THRESHOLD = af.Settings(backend="threshold", bootstrap_samples=500)
+
+
+def disc_image(
+    centres: list[tuple[float, float, float]], shape: tuple[int, int] = (200, 240), seed: int = 0
+) -> np.ndarray:
+    """Dark discs (row, col, radius in px) on a bright, slightly noisy background (uint16)."""
+    rng = np.random.default_rng(seed)
+    img = rng.normal(3000.0, 60.0, shape)
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    for r, c, rad in centres:
+        img[(yy - r) ** 2 + (xx - c) ** 2 <= rad**2] = 800.0
+    return np.clip(img, 0, 65535).astype(np.uint16)
+
+
+DISCS = [(40, 50, 10), (60, 150, 14), (140, 70, 8), (150, 180, 12), (100, 110, 6)]
+
+
+def disc_areas_px(centres: list[tuple[float, float, float]]) -> list[int]:
+    out = []
+    for r, c, rad in centres:
+        yy, xx = np.mgrid[-30:31, -30:31]
+        out.append(int(((yy + (r % 1)) ** 2 + (xx + (c % 1)) ** 2 <= rad**2).sum()))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# summarize
+
+
+def test_summarize_known_values_and_columns() -> None:
+    table = pd.DataFrame(
+        {
+            "equivalent_diameter_nm": [2.0, 4.0, 6.0, 8.0],
+            "area_nm2": [1.0, 1.0, 1.0, 5.0],
+            "circularity": [0.9, np.nan, 0.7, 0.8],
+        }
+    )
+    s = summarize(table, af.Settings(bootstrap_samples=1000)).set_index("quantity")
+    assert list(s.index) == list(SUMMARY_QUANTITIES)
+    d = s.loc["equivalent_diameter_nm"]
+    assert d["count"] == 4 and d["mean"] == 5.0 and d["median"] == 5.0
+    assert d["sd"] == pytest.approx(np.std([2, 4, 6, 8], ddof=1))
+    assert 2.0 <= d["ci95_low"] < 5.0 < d["ci95_high"] <= 8.0
+    assert d["unit"] == "nm" and s.loc["area_nm2", "unit"] == "nm²"
+    # NaN circularity left out of its own statistics only
+    c = s.loc["circularity"]
+    assert c["count"] == 3 and c["mean"] == pytest.approx(0.8)
+    # quantities absent from the table: count 0, NaN statistics
+    f = s.loc["feret_max_nm"]
+    assert f["count"] == 0 and math.isnan(f["mean"]) and math.isnan(f["ci95_low"])
+
+
+def test_summarize_is_seeded_and_ci_has_the_textbook_width() -> None:
+    rng = np.random.default_rng(5)
+    values = rng.normal(10.0, 2.0, 400)
+    table = pd.DataFrame({"equivalent_diameter_nm": values})
+    a = summarize(table, af.Settings(bootstrap_samples=2000, seed=1))
+    b = summarize(table, af.Settings(bootstrap_samples=2000, seed=1))
+    c = summarize(table, af.Settings(bootstrap_samples=2000, seed=2))
+    pd.testing.assert_frame_equal(a, b)
+    row, other = a.iloc[1], c.iloc[1]
+    assert row["quantity"] == "equivalent_diameter_nm"
+    assert row["ci95_low"] != other["ci95_low"]
+    # percentile bootstrap ≈ mean ± 1.96·SD/√n for a normal sample
+    half = 1.96 * values.std(ddof=1) / math.sqrt(values.size)
+    assert (row["ci95_high"] - row["ci95_low"]) / 2 == pytest.approx(half, rel=0.12)
+    assert row["ci95_low"] < values.mean() < row["ci95_high"]
+
+
+def test_summarize_single_value_and_empty_table() -> None:
+    one = summarize(pd.DataFrame({"area_nm2": [3.0]})).set_index("quantity").loc["area_nm2"]
+    assert one["count"] == 1 and one["mean"] == 3.0 and math.isnan(one["sd"])
+    assert one["ci95_low"] == one["ci95_high"] == 3.0
+    empty = summarize(pd.DataFrame())
+    assert (empty["count"] == 0).all() and empty["mean"].isna().all()
+
+
+# ---------------------------------------------------------------------------------------------
+# analyze
+
+
+def test_analyze_array_measures_known_discs() -> None:
+    img = disc_image(DISCS)
+    res = af.analyze(img, pixel_size_nm=0.5, settings=THRESHOLD)
+    assert isinstance(res, af.AnalysisResult)
+    assert res.n_particles == len(DISCS)
+    assert list(res.table.columns[:1]) == ["image"] and (res.table["image"] == res.name).all()
+    got = np.sort(res.table["area_nm2"].to_numpy())
+    want = np.sort(np.array(disc_areas_px(DISCS)) * 0.25)
+    np.testing.assert_allclose(got, want, rtol=0.06)
+    assert len(res.particles) == res.n_particles
+    assert res.mask.shape == img.shape and res.mask.dtype == bool
+    # summary agrees with the table
+    s = res.summary.set_index("quantity").loc["equivalent_diameter_nm"]
+    assert s["count"] == len(DISCS)
+    assert s["mean"] == pytest.approx(res.table["equivalent_diameter_nm"].mean())
+    # time per stage and provenance
+    for stage in ("read", "segment", "separate_measure", "summarize"):
+        assert res.timings[stage] >= 0.0
+    p = res.provenance
+    assert p["version"] == af.__version__ and p["backend"] == "threshold"
+    assert p["pixel_size_nm"] == 0.5 and p["pixel_size_source"] == "user"
+    assert p["settings"]["backend"] == "threshold" and p["settings"]["separation"] == "uecs"
+    assert p["input"] is None and "model_sha256" in p and "model_name" in p
+
+
+def test_analyze_array_without_pixel_size_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="pixel_size_nm is required"):
+        af.analyze(disc_image(DISCS), settings=THRESHOLD)
+    with pytest.raises(ValueError, match="2-D"):
+        af.analyze(np.zeros((3, 4, 5)), pixel_size_nm=1.0, settings=THRESHOLD)
+    with pytest.raises(TypeError, match="expected a path, a Micrograph or a 2-D numpy array"):
+        af.analyze(42, pixel_size_nm=1.0, settings=THRESHOLD)  # type: ignore[arg-type]
+
+
+def test_analyze_path_micrograph_and_array_agree(tmp_path) -> None:
+    img = disc_image(DISCS, seed=3)
+    path = tmp_path / "discs.tif"
+    tifffile.imwrite(path, img, imagej=True, resolution=(2.0, 2.0), metadata={"unit": "nm"})
+    from_file = af.analyze(path, settings=THRESHOLD)
+    from_array = af.analyze(img, pixel_size_nm=0.5, settings=THRESHOLD)
+    mg = af.read(path)
+    from_mg = af.analyze(mg, settings=THRESHOLD)
+    assert from_file.name == "discs" and from_file.pixel_size_nm == pytest.approx(0.5)
+    assert from_file.provenance["pixel_size_source"].startswith("file")
+    assert from_file.provenance["input"] == str(path)
+    assert len(from_file.provenance["input_sha256"]) == 64
+    cols = ["area_nm2", "equivalent_diameter_nm", "feret_max_nm", "circularity"]
+    for other in (from_array, from_mg):
+        pd.testing.assert_frame_equal(
+            from_file.table[cols].reset_index(drop=True), other.table[cols].reset_index(drop=True)
+        )
+    # a user pixel size overrides the file's, and says so
+    over = af.analyze(path, pixel_size_nm=1.0, settings=THRESHOLD)
+    assert over.provenance["pixel_size_source"] == "user"
+    np.testing.assert_allclose(over.table["area_nm2"], 4.0 * from_file.table["area_nm2"])
+    over_mg = af.analyze(mg, pixel_size_nm=1.0, settings=THRESHOLD)
+    np.testing.assert_allclose(over_mg.table["area_nm2"], over.table["area_nm2"])
+
+
+def test_analyze_file_without_calibration_names_the_file(tmp_path) -> None:
+    path = tmp_path / "nocal.tif"
+    tifffile.imwrite(path, disc_image(DISCS))
+    with pytest.raises(Exception, match="nocal") as info:
+        af.analyze(path, settings=THRESHOLD)
+    assert "pixel" in str(info.value).lower()
+    ok = af.analyze(path, pixel_size_nm=0.5, settings=THRESHOLD)
+    assert ok.n_particles == len(DISCS)
+
+
+def test_finish_equals_analyze_on_the_same_segmentation() -> None:
+    img = disc_image(DISCS, seed=2)
+    seg = af.Segmenter(THRESHOLD)
+    full = af.analyze(img, pixel_size_nm=0.4, settings=THRESHOLD, segmenter=seg)
+    mg = af.Micrograph.from_array(img, 0.4)
+    part = finish(mg, seg.segment(img, pixel_size_nm=0.4), THRESHOLD, timings={"read": 0.0})
+    pd.testing.assert_frame_equal(full.table, part.table)
+    pd.testing.assert_frame_equal(full.summary, part.summary)
+    assert part.timings["read"] == 0.0 and "separate_measure" in part.timings
+    with pytest.raises(ValueError, match="shape"):
+        finish(mg, af.Segmenter(THRESHOLD).segment(img[:100], pixel_size_nm=0.4), THRESHOLD)
+
+
+def test_separation_none_keeps_touching_discs_together() -> None:
+    touching = [(100, 100, 15), (100, 128, 15), (40, 200, 9)]
+    img = disc_image(touching)
+    sep = af.analyze(img, pixel_size_nm=0.5, settings=THRESHOLD)
+    none = af.analyze(img, pixel_size_nm=0.5, settings=THRESHOLD.replace(separation="none"))
+    assert none.n_particles == 2 and none.table["non_convex"].sum() == 1
+    assert sep.n_particles == 3 and sep.table["separated"].sum() == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# analyze_sample
+
+
+def test_analyze_sample_pools_exactly_the_per_image_tables() -> None:
+    images = [disc_image(DISCS, seed=k) for k in range(3)]
+    images[1] = disc_image(DISCS[:3], seed=9)
+    sample = af.analyze_sample(images, name="S1", pixel_size_nm=0.5, settings=THRESHOLD)
+    assert isinstance(sample, af.SampleResult) and sample.name == "S1"
+    assert [r.name for r in sample.images] == ["image1", "image2", "image3"]
+    assert [r.n_particles for r in sample.images] == [5, 3, 5]
+    stacked = pd.concat([r.table for r in sample.images], ignore_index=True)
+    assert list(sample.table.columns[:2]) == ["image", "sample"]
+    assert (sample.table["sample"] == "S1").all()
+    pd.testing.assert_frame_equal(sample.table.drop(columns="sample"), stacked)
+    pd.testing.assert_frame_equal(sample.summary, summarize(sample.table, THRESHOLD))
+    assert sample.n_particles == 13
+    assert [i["particles"] for i in sample.provenance["images"]] == [5, 3, 5]
+
+
+def test_analyze_sample_needs_images_and_a_pixel_size() -> None:
+    with pytest.raises(ValueError, match="at least one image"):
+        af.analyze_sample([], settings=THRESHOLD)
+    with pytest.raises(ValueError, match="pixel_size_nm is required"):
+        af.analyze_sample([disc_image(DISCS)], settings=THRESHOLD)
