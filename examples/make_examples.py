@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import tifffile
-
 from antema_fast.synth import Population, generate, to_uint16
 
 HERE = Path(__file__).resolve().parent

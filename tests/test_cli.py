@@ -10,12 +10,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import antema_fast as af
 import numpy as np
 import pandas as pd
 import pytest
 import tifffile
-
-import antema_fast as af
 from antema_fast.cli import main
 
 REPO = Path(__file__).resolve().parents[1]

@@ -6,11 +6,10 @@ import json
 import re
 from pathlib import Path
 
+import antema_fast as af
 import numpy as np
 import pandas as pd
 import pytest
-
-import antema_fast as af
 from antema_fast import export, plots
 
 SETTINGS = af.Settings(backend="threshold", bootstrap_samples=200)

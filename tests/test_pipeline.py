@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import math
 
+import antema_fast as af
 import numpy as np
 import pandas as pd
 import pytest
 import tifffile
-
-import antema_fast as af
 from antema_fast.pipeline import SUMMARY_QUANTITIES, finish, summarize
 
 THRESHOLD = af.Settings(backend="threshold", bootstrap_samples=500)
