@@ -30,7 +30,7 @@ __all__ = [
 ]
 
 #: File suffixes picked up when a folder is given (a file named explicitly is always tried).
-SUPPORTED_SUFFIXES = (".dm3", ".dm4", ".tif", ".tiff", ".emd", ".ser", ".mrc")
+SUPPORTED_SUFFIXES = (".dm3", ".dm4", ".tif", ".tiff", ".emd", ".ser", ".mrc", ".hspy")
 
 _GLOB_CHARS = set("*?[")
 
