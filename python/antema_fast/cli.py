@@ -440,6 +440,8 @@ def _add_train(sub: argparse._SubParsersAction) -> Runner:  # type: ignore[type-
     p.add_argument("--validate-every", type=int, default=100)
     p.add_argument("--export-every", type=int, default=500)
     p.add_argument("--name", default="antema-unet", help="model name in the ONNX metadata")
+    p.add_argument("--time-budget-min", type=float, default=None,
+                   help="stop after this many wall-clock minutes (cosine decay follows it)")
     return _run_train
 
 
@@ -451,7 +453,7 @@ def _run_train(args: argparse.Namespace) -> int:
         batch=args.batch, tile=args.tile, lr=args.lr, warmup=args.warmup, real=list(args.real),
         real_fraction=args.real_fraction, seed=args.seed, threads=args.threads,
         checkpoint_every=args.checkpoint_every, validate_every=args.validate_every,
-        export_every=args.export_every, name=args.name,
+        export_every=args.export_every, name=args.name, time_budget_min=args.time_budget_min,
     )
     summary = Trainer(cfg).run()
     print(f"done: {summary['steps']} steps in {summary['train_seconds'] / 60:.1f} min; "

@@ -57,6 +57,10 @@ class TrainConfig:
         Seed of weights, batches and validation set.
     threads : int
         torch intra-op threads.
+    time_budget_min : float or None
+        Wall-clock budget: the run ends when ``steps`` or this budget is reached, whichever is
+        first, and the cosine decay follows whichever is further along (so a time-limited run
+        still ends at the low learning rate).
     """
 
     out_dir: str = "train_run"
@@ -76,6 +80,7 @@ class TrainConfig:
     checkpoint_every: int = 100
     validate_every: int = 100
     export_every: int = 500
+    time_budget_min: float | None = None
     val_synthetic: int = 3
     name: str = "antema-unet"
     preprocessing: dict[str, Any] = field(
@@ -86,12 +91,22 @@ class TrainConfig:
         return {"base": self.base} if self.model == "unet" else {}
 
 
-def _lr(cfg: TrainConfig, step: int) -> float:
+def _progress(cfg: TrainConfig, step: int, wall_s: float) -> float:
+    """Fraction of the run done: by steps, or by wall-clock time when a budget is set."""
+    p = step / max(cfg.steps, 1)
+    if cfg.time_budget_min is not None:
+        p = max(p, wall_s / (60.0 * cfg.time_budget_min))
+    return min(p, 1.0)
+
+
+def _lr(cfg: TrainConfig, step: int, progress: float) -> float:
+    """Linear warm-up over ``cfg.warmup`` steps, then cosine decay over the run's progress."""
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
-    t = (step - cfg.warmup) / max(cfg.steps - cfg.warmup, 1)
+    p0 = cfg.warmup / max(cfg.steps, 1)
+    t = (progress - p0) / max(1.0 - p0, 1e-9)
     lo = cfg.lr * cfg.final_lr_fraction
-    return lo + 0.5 * (cfg.lr - lo) * (1 + math.cos(math.pi * min(t, 1.0)))
+    return lo + 0.5 * (cfg.lr - lo) * (1 + math.cos(math.pi * min(max(t, 0.0), 1.0)))
 
 
 def loss_fn(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -136,9 +151,9 @@ class Trainer:
         self.opt = torch.optim.AdamW(
             self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
         )
-        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda s: _lr(cfg, s) / cfg.lr)
         self.step = 0
-        self.elapsed = 0.0
+        self.elapsed = 0.0  # seconds in optimiser steps
+        self.wall = 0.0  # wall-clock seconds of the run, validation and export included
         self.history: list[dict[str, float]] = []
         train_real: list[D.LabelledImage] = []
         self.val_real: list[D.LabelledImage] = []
@@ -173,7 +188,12 @@ class Trainer:
             "config": dataclasses.asdict(self.cfg),
             "model": self.model.state_dict(),
             "optimizer": self.opt.state_dict(),
-            "scheduler": self.sched.state_dict(),
+            "scheduler": {
+                "kind": "warmup-cosine",
+                "progress": _progress(self.cfg, self.step, self.wall),
+                "wall_seconds": self.wall,
+                "lr": self.opt.param_groups[0]["lr"],
+            },
             "step": self.step,
             "elapsed": self.elapsed,
             "history": self.history,
@@ -197,7 +217,7 @@ class Trainer:
             )
         self.model.load_state_dict(st["model"])
         self.opt.load_state_dict(st["optimizer"])
-        self.sched.load_state_dict(st["scheduler"])
+        self.wall = float(st.get("scheduler", {}).get("wall_seconds", 0.0))
         self.step = int(st["step"])
         self.elapsed = float(st.get("elapsed", 0.0))
         self.history = list(st.get("history", []))
@@ -238,6 +258,7 @@ class Trainer:
             "config": dataclasses.asdict(self.cfg),
             "steps_done": self.step,
             "train_seconds": round(self.elapsed, 1),
+            "wall_seconds": round(self.wall, 1),
             "parameters": count_parameters(self.model),
             "data": {
                 "synthetic": "antema_fast.synth.generate(regime='mixed'), on the fly",
@@ -260,22 +281,29 @@ class Trainer:
         self.model.train()
         t_last = time.perf_counter()
         loss_ema = math.nan
-        while self.step < cfg.steps:
+        t_prev = time.perf_counter()
+        while _progress(cfg, self.step, self.wall) < 1.0:
             t0 = time.perf_counter()
+            lr = _lr(cfg, self.step, _progress(cfg, self.step, self.wall))
+            for g in self.opt.param_groups:
+                g["lr"] = lr
             x, y = self.sampler.batch(self.step, cfg.batch)
             logits = self.model(torch.from_numpy(x))
             loss = loss_fn(logits, torch.from_numpy(y))
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             self.opt.step()
-            self.sched.step()
             self.step += 1
             dt = time.perf_counter() - t0
             self.elapsed += dt
             lv = float(loss.detach())
             loss_ema = lv if math.isnan(loss_ema) else 0.95 * loss_ema + 0.05 * lv
             rec: dict[str, float] = {}
-            if self.step % cfg.validate_every == 0 or self.step == cfg.steps:
+            now = time.perf_counter()
+            self.wall += now - t_prev
+            t_prev = now
+            last = _progress(cfg, self.step, self.wall) >= 1.0
+            if self.step % cfg.validate_every == 0 or last:
                 rec = {"step": self.step, "loss": round(loss_ema, 4), **self.validate()}
                 self.history.append(rec)
                 score = float(np.mean([v for k, v in rec.items() if k.startswith("val_")]))
@@ -287,20 +315,20 @@ class Trainer:
                     )
             if rec or time.perf_counter() - t_last > 30:
                 t_last = time.perf_counter()
-                done = self.step / cfg.steps
+                done = _progress(cfg, self.step, self.wall)
                 bar = "#" * int(20 * done) + "." * (20 - int(20 * done))
-                eta = (cfg.steps - self.step) * (self.elapsed / max(self.step, 1))
+                eta = self.wall * (1.0 - done) / max(done, 1e-9)
                 val = " ".join(f"{k[8:]} {v:.3f}" for k, v in rec.items() if k.startswith("val_"))
                 print(
                     f"[{bar}] step {self.step}/{cfg.steps} loss {loss_ema:.4f} "
-                    f"lr {self.sched.get_last_lr()[0]:.2e} {dt:.2f} s/step "
+                    f"lr {lr:.2e} {dt:.2f} s/step "
                     f"eta {eta / 60:.0f} min" + (f" | val IoU {val}" if val else ""),
                     file=self.log,
                     flush=True,
                 )
-            if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
+            if self.step % cfg.checkpoint_every == 0 or last:
                 self.save()
-            if self.step % cfg.export_every == 0 and self.step < cfg.steps:
+            if self.step % cfg.export_every == 0 and not last:
                 self.export(self.out / f"{cfg.name}-step{self.step}.onnx")
                 self.export(self.out / f"{cfg.name}-latest.onnx")
         final = self.out / f"{cfg.name}.onnx"
@@ -308,6 +336,7 @@ class Trainer:
         summary = {
             "steps": self.step,
             "train_seconds": self.elapsed,
+            "wall_seconds": self.wall,
             "history": self.history,
             "onnx": str(final),
         }
