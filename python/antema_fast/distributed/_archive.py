@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import math
 import os
 import shutil
@@ -194,9 +195,13 @@ def _open_client(
         yield c
 
 
-def _dashboard(client: Client) -> str | None:
-    services = client.scheduler_info().get("services", {})
-    return str(client.dashboard_link) if "dashboard" in services else None
+def _dashboard(client: Client, local: bool) -> str | None:
+    """The dashboard link, when the scheduler serves one (an embedded one needs bokeh here)."""
+    if "dashboard" not in client.scheduler_info().get("services", {}):
+        return None
+    if local and importlib.util.find_spec("bokeh") is None:
+        return None
+    return str(client.dashboard_link)
 
 
 def _threads_by_host(client: Client) -> dict[str, int]:
@@ -229,8 +234,11 @@ def _failure_row(item: ArchiveItem, future: Future) -> dict[str, Any]:
     }
 
 
-def _sweep_partials(outdir: Path, older_than: float) -> int:
-    """Remove what killed tasks left half-written (hidden, older than this run's start)."""
+def _sweep_partials(outdir: Path) -> int:
+    """Remove what killed tasks left half-written, once every task of the run has ended.
+
+    Only one run may write to an output folder at a time, so no live task owns these files.
+    """
     removed = 0
     for top, is_leftover in (
         (outdir / PARTICLES, lambda e: e.is_file() and e.name.endswith(TMP_FILE_SUFFIX)),
@@ -245,12 +253,11 @@ def _sweep_partials(outdir: Path, older_than: float) -> int:
                 if not (e.name.startswith(TMP_PREFIX) and is_leftover(e)):
                     continue
                 with contextlib.suppress(OSError):
-                    if e.stat(follow_symlinks=False).st_mtime < older_than:
-                        if e.is_dir(follow_symlinks=False):
-                            shutil.rmtree(e.path)
-                        else:
-                            os.unlink(e.path)
-                        removed += 1
+                    if e.is_dir(follow_symlinks=False):
+                        shutil.rmtree(e.path)
+                    else:
+                        os.unlink(e.path)
+                    removed += 1
     return removed
 
 
@@ -391,7 +398,7 @@ def analyze_archive(
 
     with _open_client(client, scheduler, n_workers, threads_per_worker) as c:
         c.wait_for_workers(1, timeout=worker_timeout_s)
-        link = _dashboard(c)
+        link = _dashboard(c, local=client is None and scheduler is None)
         if link:
             prog.message(f"Dask dashboard: {link}")
         threads = _threads_by_host(c)
@@ -456,7 +463,7 @@ def analyze_archive(
 
         failures_df = pd.DataFrame(failures, columns=FAILURE_COLUMNS)
         _write_csv(failures_df, out / "failures.csv")
-        _sweep_partials(out, run_start)
+        _sweep_partials(out)
         summary, index = _collect_summaries(c, out, settings)
         _write_csv(summary, out / "summary.csv")
         _write_csv(index, out / "images.csv")

@@ -86,19 +86,23 @@ class ArchiveItem:
 
 
 def _walk(root: str, extensions: tuple[str, ...]) -> Iterator[str]:
-    """Files under ``root`` (recursive, sorted per folder, hidden entries skipped), lazily."""
+    """Files under ``root``, lazily: a folder's own files (sorted), then its subfolders (sorted).
+
+    Hidden entries are skipped; only one folder's listing is held at a time per level.
+    """
     try:
         with os.scandir(root) as it:
-            entries = sorted(it, key=lambda e: e.name)
+            entries = sorted((e for e in it if not e.name.startswith(".")), key=lambda e: e.name)
     except OSError as exc:
         raise FileNotFoundError(f"cannot list input folder {root!r}: {exc}") from exc
+    subfolders = []
     for entry in entries:
-        if entry.name.startswith("."):
-            continue
         if entry.is_dir(follow_symlinks=False):
-            yield from _walk(entry.path, extensions)
+            subfolders.append(entry.path)
         elif entry.is_file() and entry.name.lower().endswith(extensions):
             yield entry.path
+    for folder in subfolders:
+        yield from _walk(folder, extensions)
 
 
 def iter_archive(
@@ -195,9 +199,17 @@ def outputs_complete(item: ArchiveItem, outdir: str | os.PathLike[str], *, image
     """Whether ``item`` was fully processed into ``outdir`` by an earlier run.
 
     The Parquet file is written last and atomically, so its presence means everything before it
-    (the per-image folder) is complete too. With ``images=True`` the image folder must exist as
-    well, so that a run without pictures is completed by a run that asks for them.
+    (the per-image folder) is complete too. With ``images=True`` the image folder must also hold
+    pictures (a PNG file), so that a run without pictures is completed by a run that asks for
+    them. Other options (table formats, settings) are not compared: after changing them, run
+    without ``resume``.
     """
     if not item.particles_path(outdir).is_file():
         return False
-    return not images or item.images_dir(outdir).is_dir()
+    if not images:
+        return True
+    try:
+        with os.scandir(item.images_dir(outdir)) as it:
+            return any(e.name.endswith(".png") for e in it)
+    except OSError:
+        return False
