@@ -519,5 +519,138 @@ def main(argv: Sequence[str] | None = None) -> int:
     return runners[args.command](args)
 
 
+# --------------------------------------------------------------------------------------------
+# antema stream
+
+
+def _add_stream(sub: argparse._SubParsersAction) -> Runner:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "stream",
+        help="analyse an in situ movie frame by frame: time series, tracks, events",
+        description=(
+            "Analyse a movie (a stack or series file, an MP4/AVI video, a folder of numbered "
+            "images, or with --live a folder an acquisition is still writing) with reading, "
+            "segmentation and measurement running concurrently. Tables are written while the "
+            "movie runs (CSV flushed every frame, Parquet closed at the end or on Ctrl-C); "
+            "pictures at the end."
+        ),
+    )
+    p.add_argument("source", metavar="SOURCE", help="movie file, video, or folder of frames")
+    p.add_argument("-o", "--outdir", required=True, metavar="OUTDIR", help="output folder")
+    p.add_argument("--track", action="store_true", help="link particles: tracks and events")
+    p.add_argument("--live", action="store_true", help="SOURCE is a folder still being written")
+    p.add_argument("--every", type=int, default=1, metavar="N", help="analyse every N-th frame")
+    p.add_argument("--pixel-size", type=float, metavar="NM", dest="pixel_size", help="nm per pixel")
+    p.add_argument(
+        "--frame-interval",
+        type=float,
+        metavar="S",
+        help="seconds between frames, where the source does not say it",
+    )
+    p.add_argument(
+        "--policy",
+        choices=("all", "latest"),
+        default="all",
+        help="--live: analyse every frame and fall behind, or skip to the newest (default: all)",
+    )
+    p.add_argument(
+        "--quiet-timeout",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="--live: stop after S seconds without a new frame (default: 10)",
+    )
+    p.add_argument("--max-frames", type=int, metavar="N", help="stop after N analysed frames")
+    p.add_argument(
+        "--max-displacement",
+        type=float,
+        metavar="NM",
+        help="--track: largest move between frames (default: median diameter)",
+    )
+    p.add_argument(
+        "--memory",
+        type=int,
+        default=3,
+        metavar="N",
+        help="--track: frames a particle may be missed and keep its track (default: 3)",
+    )
+    p.add_argument("--movie", action="store_true", help="also write overlay.mp4")
+    p.add_argument("--no-plots", action="store_true", help="skip the PNG pictures")
+    p.add_argument(
+        "--format", default="csv,parquet", metavar="LIST", help="csv, parquet (default: both)"
+    )
+    g = p.add_argument_group("analysis settings (defaults: ANTEMA's)")
+    g.add_argument("--separation", choices=("uecs", "watershed", "none"))
+    g.add_argument("--min-diameter-nm", type=float, metavar="NM")
+    g.add_argument("--backend", choices=("auto", "onnxruntime", "tensorrt", "threshold"))
+    g.add_argument("--model", metavar="NAME_OR_PATH")
+    g.add_argument("--threads", type=int, metavar="N")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    return _run_stream
+
+
+def _run_stream(args: argparse.Namespace) -> int:
+    from .stream import Tracker, run
+
+    err = sys.stderr
+    formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
+    try:
+        settings = _analyze_settings(args)
+        track: bool | Tracker = False
+        if args.track:
+            track = Tracker(max_displacement_nm=args.max_displacement, memory=args.memory)
+    except ValueError as exc:
+        print(f"antema stream: {exc}", file=err)
+        return 2
+
+    def progress(fr: object) -> None:
+        if not args.quiet:
+            s = fr.series  # type: ignore[attr-defined]
+            print(
+                f"frame {s['frame']:>6}  particles {s['count']:>5}  "
+                f"mean d {s['mean_diameter_nm']:8.2f} nm  skipped {fr.skipped}",  # type: ignore[attr-defined]
+                file=err,
+                flush=True,
+            )
+
+    try:
+        info = run(
+            args.source,
+            args.outdir,
+            formats=formats,
+            plots=not args.no_plots,
+            movie=args.movie,
+            progress=progress,
+            max_frames=args.max_frames,
+            settings=settings,
+            track=track,
+            every=args.every,
+            live=args.live,
+            pixel_size_nm=args.pixel_size,
+            frame_interval_s=args.frame_interval,
+            policy=args.policy,
+            quiet_timeout_s=args.quiet_timeout,
+        )
+    except KeyboardInterrupt:
+        print(
+            f"antema stream: interrupted; outputs for the frames done are in {args.outdir}",
+            file=err,
+        )
+        return 130
+    except (ValueError, TypeError, FileNotFoundError, OSError) as exc:
+        print(f"antema stream: {exc}", file=err)
+        return 2 if isinstance(exc, (ValueError, TypeError)) else 1
+    if not args.quiet:
+        print(
+            f"{info['frames_analysed']} frames analysed, {info['frames_skipped']} skipped, "
+            f"{info['particles']} particles, {info['fps']} frames/s -> {args.outdir}",
+            file=err,
+        )
+    return 0
+
+
+_SUBCOMMANDS["stream"] = _add_stream
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

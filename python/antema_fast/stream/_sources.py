@@ -97,21 +97,10 @@ def _to_gray(img: np.ndarray, name: str) -> np.ndarray:
 
 
 def read_image_file(path: Path, pixel_size_nm: float | None) -> Any:
-    """Read one image file of a folder as a Micrograph.
+    """Read one image file of a folder (any format :func:`antema_fast.io.read` takes)."""
+    from ..io import read
 
-    Microscope formats go through :func:`antema_fast.io.read`; plain images (PNG, JPEG, …) that
-    carry no calibration are decoded by OpenCV and need ``pixel_size_nm``.
-    """
-    suffix = path.suffix.lower()
-    if suffix not in PLAIN_IMAGE_SUFFIXES:
-        from ..io import read
-
-        return read(path, pixel_size_nm=pixel_size_nm)
-    import cv2
-
-    raw = np.fromfile(str(path), dtype=np.uint8)
-    img = cv2.imdecode(raw, cv2.IMREAD_UNCHANGED) if raw.size else None
-    return _micrograph_from_array(_to_gray(img, str(path)), pixel_size_nm, path.name)
+    return read(path, pixel_size_nm=pixel_size_nm)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -241,8 +230,20 @@ def file_frames(
     """
     from ..io import iter_frames
 
+    frames = iter_frames(path, pixel_size_nm=pixel_size_nm)
+    try:
+        yield from _file_refs(path, frames, frame_interval_s)
+    finally:
+        close = getattr(frames, "close", None)
+        if callable(close):
+            close()
+
+
+def _file_refs(
+    path: Path, frames: Iterable[Any], frame_interval_s: float | None
+) -> Iterator[FrameRef]:
     t0: float | None = None
-    for i, mg in enumerate(iter_frames(path, pixel_size_nm=pixel_size_nm)):
+    for i, mg in enumerate(frames):
         ts = getattr(mg, "timestamp_s", None)
         if ts is not None and not (isinstance(ts, float) and math.isnan(ts)):
             t0 = float(ts) if t0 is None else t0
