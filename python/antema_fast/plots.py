@@ -40,7 +40,7 @@ HISTOGRAM_QUANTITIES: dict[str, tuple[str, str]] = {
     "circularity": ("circularity", ""),
 }
 
-_DISPLAY_MAX = 1024  # longest side of the image drawn (larger images are reduced for display)
+_DISPLAY_MAX = 1000  # longest side of the image drawn (= figure width in px; larger are reduced)
 _WIDTH_IN = 8.0
 _DPI = 125
 _COLOUR_SINGLE = "#00e5ff"
@@ -117,18 +117,19 @@ def _new_figure(shape: tuple[int, int]) -> tuple[Figure, Axes]:
     return fig, ax
 
 
-def _show_image(ax: Axes, image: np.ndarray) -> None:
+def _show_image(ax: Axes, image: np.ndarray, mask: np.ndarray | None = None) -> None:
+    """Draw the image (optionally with a translucent mask) in full-resolution pixel coordinates."""
     disp, _ = _display(image)
     h, w = image.shape
-    # extent in full-resolution pixel coordinates, so overlays use the image's own pixels
-    ax.imshow(
-        disp,
-        cmap="gray",
-        vmin=0,
-        vmax=1,
-        extent=(-0.5, w - 0.5, h - 0.5, -0.5),
-        interpolation="antialiased",
-    )
+    if mask is None:
+        rgb = np.repeat(disp[..., None], 3, axis=2)
+    else:
+        m, _ = _display(np.asarray(mask, dtype=np.float32))
+        alpha = 0.45 * (m > 0.5)[..., None]
+        colour = np.array([1.0, 0.25, 0.0], dtype=np.float32)
+        rgb = disp[..., None] * (1.0 - alpha) + colour * alpha
+    # the display image is already at the figure's resolution: no resampling when drawing
+    ax.imshow(rgb, extent=(-0.5, w - 0.5, h - 0.5, -0.5), interpolation="nearest")
     ax.set_xlim(-0.5, w - 0.5)
     ax.set_ylim(h - 0.5, -0.5)
 
@@ -164,7 +165,10 @@ def _save(fig: Figure, path: Path) -> None:
 
     plt = _pyplot()
     try:
-        atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=_DPI))
+        atomic_write(
+            path,
+            lambda tmp: fig.savefig(tmp, format="png", dpi=_DPI, pil_kwargs={"compress_level": 3}),
+        )
     finally:
         plt.close(fig)
 
@@ -183,14 +187,7 @@ def draw_overlay(
 ) -> Path:
     """Draw the segmentation mask in translucent colour over the micrograph into a PNG file."""
     fig, ax = _new_figure(image.shape)
-    _show_image(ax, image)
-    m, _ = _display(np.asarray(mask, dtype=np.float32))
-    rgba = np.zeros((*m.shape, 4), dtype=np.float32)
-    rgba[..., 0] = 1.0
-    rgba[..., 1] = 0.25
-    rgba[..., 3] = 0.45 * (m > 0.5)
-    h, w = image.shape
-    ax.imshow(rgba, extent=(-0.5, w - 0.5, h - 0.5, -0.5), interpolation="nearest")
+    _show_image(ax, image, mask)
     _scale_bar(ax, image.shape, pixel_size_nm)
     _save(fig, Path(path))
     return Path(path)
