@@ -151,7 +151,43 @@ def _add_analyze_arguments(p: argparse.ArgumentParser) -> None:
         help="skip images whose folder in OUTDIR is already complete",
     )
     o.add_argument("--quiet", action="store_true", help="no progress and no summary table")
-    # (options of antema_fast.distributed, e.g. --workers / --scheduler, go here)
+    _add_distributed_arguments(p)
+
+
+def _add_distributed_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of a Dask run (:mod:`antema_fast.distributed`); either one of the first two
+    makes ``antema analyze`` reprocess the inputs as an archive on a cluster."""
+    d = p.add_argument_group(
+        "archive on a Dask cluster (needs the 'distributed' extra)",
+        "With --workers or --scheduler the inputs are listed lazily and analysed one task per "
+        "file; OUTDIR gets particles/ (a Parquet dataset, one file per image), images/, "
+        "summary.csv (per sample folder), images.csv and failures.csv.",
+    )
+    d.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="start a local Dask cluster of N worker processes",
+    )
+    d.add_argument(
+        "--threads-per-worker",
+        type=int,
+        metavar="N",
+        help="task threads per local worker (default: 1; the engine gets the remaining cores)",
+    )
+    d.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="use a running Dask cluster, e.g. tcp://10.0.0.5:8786 (inputs and OUTDIR must be "
+        "on a file system its workers share)",
+    )
+    d.add_argument(
+        "--retries",
+        type=int,
+        default=2,
+        metavar="N",
+        help="re-runs of a failed task before it is recorded in failures.csv (default: 2)",
+    )
 
 
 def _add_analyze(sub: argparse._SubParsersAction) -> Runner:  # type: ignore[type-arg]
@@ -206,13 +242,15 @@ def _run_analyze(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"antema analyze: error: {exc}", file=err)
         return 2
+    if args.workers is not None or args.scheduler is not None:
+        # before expand_inputs: an archive is listed lazily, never all at once
+        return _run_analyze_distributed(args, settings, formats)
     files, missing = expand_inputs(args.inputs)
     if not files:
         for item, reason in missing:
             print(f"antema analyze: error: {item}: {reason}", file=err)
         print("antema analyze: error: nothing to analyse", file=err)
         return 2
-    # (a distributed run, antema_fast.distributed, is dispatched here when its options are set)
     tty = err.isatty()
 
     def progress(
@@ -266,6 +304,52 @@ def _run_analyze(args: argparse.Namespace) -> int:
             file=err,
         )
     return 0 if report.ok else 1
+
+
+def _run_analyze_distributed(args: argparse.Namespace, settings: object, formats: object) -> int:
+    """``antema analyze --workers N`` / ``--scheduler ADDRESS``: the archive on Dask."""
+    err = sys.stderr
+    if args.workers is not None and args.scheduler is not None:
+        print("antema analyze: error: give --workers or --scheduler, not both", file=err)
+        return 2
+    if args.threads_per_worker is not None and args.scheduler is not None:
+        print("antema analyze: error: --threads-per-worker is for --workers", file=err)
+        return 2
+    try:
+        from .distributed import analyze_archive
+
+        report = analyze_archive(
+            args.inputs,
+            args.outdir,
+            settings=settings,  # type: ignore[arg-type]
+            pixel_size_nm=args.pixel_size,
+            n_workers=args.workers,
+            threads_per_worker=args.threads_per_worker,
+            scheduler=args.scheduler,
+            retries=args.retries,
+            resume=args.resume,
+            images=not args.no_images,
+            formats=formats,  # type: ignore[arg-type]
+            sample=args.sample,
+            progress=not args.quiet,
+        )
+    except (FileNotFoundError, ValueError, ImportError) as exc:
+        print(f"antema analyze: error: {exc}", file=err)
+        return 2
+    except KeyboardInterrupt:
+        print("\nantema analyze: interrupted; finished images are kept (use --resume)", file=err)
+        return 130
+    except Exception as exc:  # the cluster or the engine cannot run at all
+        print(f"antema analyze: error: {type(exc).__name__}: {exc}", file=err)
+        return 1
+    if not args.quiet:
+        print(
+            f"{report.processed} image(s) analysed, {report.skipped} skipped, "
+            f"{report.failed} failed in {report.seconds:.1f} s "
+            f"({report.images_per_second:.2f} images/s); {report.particles} particles; "
+            f"dataset: {report.particles_path}"
+        )
+    return 0 if report.failed == 0 else 1
 
 
 def _print_analyze_table(report: object, seconds: float) -> None:

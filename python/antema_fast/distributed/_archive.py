@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib.util
 import math
 import os
@@ -292,6 +293,7 @@ def analyze_archive(
     *,
     settings: Settings | None = None,
     pixel_size_nm: float | None = None,
+    sample: str | None = None,
     client: Client | None = None,
     n_workers: int | None = None,
     threads_per_worker: int | None = None,
@@ -320,6 +322,9 @@ def analyze_archive(
         The analysis settings (default ``Settings()``), the same for every file.
     pixel_size_nm : float, optional
         Pixel size for every file, overriding the files' calibration.
+    sample : str, optional
+        One sample label for every input (pooled in one summary row set), instead of each file's
+        folder.
     client : distributed.Client, optional
         Use this client's cluster (it is left open).
     n_workers, threads_per_worker : int, optional
@@ -390,6 +395,8 @@ def analyze_archive(
         raise ValueError(f"retries: expected an integer ≥ 0, got {retries!r}")
     if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
         raise ValueError(f"batch_size: expected None or an integer ≥ 1, got {batch_size!r}")
+    if sample is not None and (not isinstance(sample, str) or not sample.strip()):
+        raise ValueError(f"sample: expected None or a non-empty name, got {sample!r}")
     formats = tuple(formats)
     out = Path(outdir).absolute()
     out.mkdir(parents=True, exist_ok=True)
@@ -425,6 +432,8 @@ def analyze_archive(
                     return
                 if item.key in seen:
                     continue
+                if sample is not None:
+                    item = dataclasses.replace(item, sample=sample)
                 seen.add(item.key)
                 listed += 1
                 if resume and outputs_complete(item, out, images=images):
