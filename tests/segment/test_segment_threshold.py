@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pytest
 from antema_fast.segment import Segmenter, segment
@@ -95,3 +97,8 @@ def test_threshold_backend_through_segmenter() -> None:
     assert seg.info()["model"] is None
     again = segment(img, backend="threshold")
     np.testing.assert_array_equal(again.mask, out.mask)
+    adaptive = Segmenter(backend="threshold", threshold_method="adaptive")
+    res = pickle.loads(pickle.dumps(adaptive)).segment(img)
+    assert res.extra["method"] == "adaptive" and iou(res.mask, truth) > 0.6
+    with pytest.raises(ValueError, match="threshold_method"):
+        Segmenter(backend="threshold", threshold_method="mean")  # type: ignore[arg-type]

@@ -8,7 +8,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
@@ -117,6 +117,8 @@ class Segmenter:
         (default :data:`DEFAULT_ENGINE_SIZES`).
     engine_batch : int
         Largest batch of the TensorRT profile.
+    threshold_method : {"otsu", "adaptive"}
+        Method of the ``threshold`` backend.
 
     Examples
     --------
@@ -136,6 +138,7 @@ class Segmenter:
         overlap: int = DEFAULT_OVERLAP,
         engine_sizes: Sequence[tuple[int, int]] | None = None,
         engine_batch: int = DEFAULT_ENGINE_BATCH,
+        threshold_method: Literal["otsu", "adaptive"] = "otsu",
     ) -> None:
         self.settings = settings if settings is not None else Settings()
         requested = backend if backend is not None else self.settings.backend
@@ -149,6 +152,11 @@ class Segmenter:
         self.overlap = int(overlap)
         self.engine_sizes = tuple(engine_sizes) if engine_sizes else DEFAULT_ENGINE_SIZES
         self.engine_batch = int(engine_batch)
+        if threshold_method not in ("otsu", "adaptive"):
+            raise ValueError(
+                f"threshold_method: expected 'otsu' or 'adaptive', got {threshold_method!r}"
+            )
+        self.threshold_method: Literal["otsu", "adaptive"] = threshold_method
         self.fallbacks: list[str] = []
         self.model: ModelInfo | None = None
         self._engine: _Engine | None = None
@@ -245,6 +253,7 @@ class Segmenter:
                 self.overlap,
                 self.engine_sizes,
                 self.engine_batch,
+                self.threshold_method,
             ),
         )
 
@@ -292,7 +301,9 @@ class Segmenter:
         from ._threshold import threshold_segment
 
         t0 = time.perf_counter()
-        mask, score, polarity = threshold_segment(image, sigma_px=Preprocessing().gaussian_sigma_px)
+        mask, score, polarity = threshold_segment(
+            image, method=self.threshold_method, sigma_px=Preprocessing().gaussian_sigma_px
+        )
         return Segmentation(
             mask=mask,
             probability=score,
@@ -300,7 +311,7 @@ class Segmenter:
             model_name=None,
             model_sha256=None,
             seconds=time.perf_counter() - t0,
-            extra={"polarity": polarity},
+            extra={"polarity": polarity, "method": self.threshold_method},
         )
 
     def _segment_model(
@@ -395,6 +406,7 @@ def _rebuild(
     overlap: int,
     engine_sizes: tuple[tuple[int, int], ...],
     engine_batch: int,
+    threshold_method: Literal["otsu", "adaptive"],
 ) -> Segmenter:
     return Segmenter(
         settings,
@@ -403,13 +415,12 @@ def _rebuild(
         overlap=overlap,
         engine_sizes=engine_sizes,
         engine_batch=engine_batch,
+        threshold_method=threshold_method,
     )
 
 
 @lru_cache(maxsize=4)
-def _cached_segmenter(
-    settings: Settings, backend: Backend | None, model: str | os.PathLike[str] | None
-) -> Segmenter:
+def _cached_segmenter(settings: Settings, backend: Backend | None, model: str | None) -> Segmenter:
     return Segmenter(settings, backend=backend, model=model)
 
 
@@ -446,5 +457,6 @@ def segment(
     >>> int(out.mask[30, 30]), int(out.mask[0, 0]), out.extra["polarity"]
     (1, 0, 'bright')
     """
-    seg = _cached_segmenter(settings if settings is not None else Settings(), backend, model)
+    key = None if model is None else os.fspath(model)
+    seg = _cached_segmenter(settings if settings is not None else Settings(), backend, key)
     return seg.segment(image, pixel_size_nm)
