@@ -130,6 +130,14 @@ def test_bad_format_is_refused(tmp_path: Path, result: af.AnalysisResult) -> Non
     with pytest.raises(ValueError, match="formats"):
         export.write_image_outputs(result, tmp_path, formats=("csv", "docx"))
     assert not any(tmp_path.iterdir())
+    # no particle table at all (a caller that stores it elsewhere): the rest is still written
+    folder = export.write_image_outputs(result, tmp_path, formats=(), images=False)
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "excluded.csv",
+        "manifest.json",
+        "summary.csv",
+    ]
+    assert export.read_manifest(folder)["files"]["particles"] == {}
 
 
 def test_scale_bar_lengths_are_round() -> None:

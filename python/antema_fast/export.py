@@ -311,7 +311,7 @@ def write_tables(
         ``folder``).
     """
     folder = Path(folder)
-    formats = _check_formats(formats)
+    formats = _check_formats(formats, allow_empty=True)
     settings = settings if settings is not None else Settings()
     excluded = excluded if excluded is not None else pd.DataFrame({"reason": []})
     files: dict[str, Any] = {"particles": {}}
@@ -353,7 +353,7 @@ def write_tables(
     return files
 
 
-def _check_formats(formats: Sequence[str] | str) -> tuple[str, ...]:
+def _check_formats(formats: Sequence[str] | str, *, allow_empty: bool = False) -> tuple[str, ...]:
     if isinstance(formats, str):
         formats = [f for f in formats.split(",") if f.strip()]
     out: list[str] = []
@@ -363,7 +363,7 @@ def _check_formats(formats: Sequence[str] | str) -> tuple[str, ...]:
             raise ValueError(f"formats: expected some of {FORMATS}, got {f!r}")
         if f not in out:
             out.append(f)
-    if not out:
+    if not out and not allow_empty:
         raise ValueError(f"formats: expected at least one of {FORMATS}, got none")
     return tuple(out)
 
@@ -444,7 +444,8 @@ def write_image_outputs(
     outdir : path-like
         The folder ``<outdir>/<name>/`` is (re)created in.
     formats : sequence of {"csv", "xlsx", "parquet"}
-        Formats of the particle table (``summary.csv`` and ``excluded.csv`` are always written).
+        Formats of the particle table (``summary.csv`` and ``excluded.csv`` are always written);
+        may be empty when the caller stores the particle table elsewhere.
     images : bool
         Also draw the PNG pictures (micrograph with scale bar, segmentation overlay, particle map,
         histograms) and an ``index.html`` page.
@@ -465,7 +466,7 @@ def write_image_outputs(
     """
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
-    formats = _check_formats(formats)
+    formats = _check_formats(formats, allow_empty=True)
     folder = name if name is not None else folder_name(result.name)
     final = outdir / folder
     tmp = outdir / f".{folder}.partial-{os.getpid()}"
