@@ -385,8 +385,8 @@ def _extent(p: Particle) -> float:
         return 0.5 * p.scale_nm + 1e-9
     if p.shape == "cube":
         return 0.5 * math.sqrt(3) * p.scale_nm + 1e-9
-    if p.shape == "plate":
-        return (1.0 / math.sqrt(3)) * p.scale_nm + 1e-9
+    if p.shape == "plate":  # 3-D circumradius of the prism (it may be tilted)
+        return math.sqrt(1.0 / 3.0 + (0.5 / p.aspect) ** 2) * p.scale_nm + 1e-9
     return 0.5 * p.scale_nm + 1e-9  # (truncated) octahedron: vertices at 0.5
 
 
@@ -397,7 +397,9 @@ _UNIT_STEP = _UNIT_GRID[1] - _UNIT_GRID[0]
 def projected_area_unit(p: Particle) -> float:
     """Projected area of ``p`` at ``scale_nm = 1`` (numerically, 161² grid), nm²."""
     q = replace(p, y_nm=0.0, x_nm=0.0, scale_nm=1.0)
-    yy, xx = np.meshgrid(_UNIT_GRID, _UNIT_GRID, indexing="ij")
+    e = _extent(q)
+    g = _UNIT_GRID[np.abs(_UNIT_GRID) <= e]  # the shape lies inside its extent disc
+    yy, xx = np.meshgrid(g, g, indexing="ij")
     return float((_thickness(q, yy, xx) > 0).sum() * _UNIT_STEP**2)
 
 
@@ -793,13 +795,14 @@ def place_particles(
     margin = 2.0 * s
     idx = 0
 
-    def free(y: float, x: float, r: float, ignore: int = 0) -> bool:
-        lim = len(placed_c) - ignore
-        for j in range(lim):
-            py, px, pr = placed_c[j]
-            if (y - py) ** 2 + (x - px) ** 2 < (1.05 * (r + pr) + margin) ** 2:
-                return False
-        return True
+    cache: list[np.ndarray] = [np.zeros((0, 3))]
+
+    def free(y: float, x: float, r: float) -> bool:
+        if len(cache[0]) != len(placed_c):
+            cache[0] = np.asarray(placed_c, dtype=np.float64).reshape(-1, 3)
+        a = cache[0]
+        d2 = (y - a[:, 0]) ** 2 + (x - a[:, 1]) ** 2
+        return not bool(np.any(d2 < (1.05 * (r + a[:, 2]) + margin) ** 2))
 
     for gi in order:
         gsize = groups[gi]
