@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.ndimage as ndi
-from skimage.morphology import reconstruction
+from skimage.morphology import local_maxima, reconstruction
 from skimage.segmentation import watershed as sk_watershed
 
 SQUARE = np.ones((2, 2), dtype=bool)
@@ -285,15 +285,8 @@ def watershed(area: np.ndarray, h: float = 2.0) -> list[np.ndarray]:
     a = np.pad(np.asarray(area, dtype=bool), 1)
     dist = ndi.distance_transform_edt(a)
     hmax = reconstruction(np.maximum(dist - h, 0.0), dist, method="dilation")
-    maxima = (hmax == ndi.grey_dilation(hmax, footprint=EIGHT)) & a
-    # regional maxima: plateaus without a higher neighbour
-    lab, n = ndi.label(maxima, structure=EIGHT)
-    keep = np.zeros(n + 1, dtype=bool)
-    for i in range(1, n + 1):
-        plateau = lab == i
-        ring = ndi.binary_dilation(plateau, structure=EIGHT) & ~plateau
-        keep[i] = not (hmax[ring] > hmax[plateau][0]).any()
-    markers, _ = ndi.label(keep[lab] & (lab > 0), structure=EIGHT)
+    maxima = local_maxima(hmax, connectivity=2, allow_borders=True) & a
+    markers, _ = ndi.label(maxima, structure=EIGHT)
     ws = sk_watershed(-dist, markers, mask=a, connectivity=2, watershed_line=True)
     ws = ws[1:-1, 1:-1]
     return [ws == i for i in range(1, int(ws.max()) + 1) if (ws == i).any()]
