@@ -481,7 +481,7 @@ def iter_frames(
     --------
     >>> import numpy as np, tifffile, tempfile, pathlib
     >>> f = pathlib.Path(tempfile.mkdtemp()) / "stack.tif"
-    >>> tifffile.imwrite(f, np.zeros((3, 8, 8), np.uint8))
+    >>> tifffile.imwrite(f, np.zeros((3, 8, 8), np.uint8), photometric="minisblack")
     >>> [m.name for m in iter_frames(f, pixel_size_nm=0.5)]
     ['stack_f0000', 'stack_f0001', 'stack_f0002']
     """
