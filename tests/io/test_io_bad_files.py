@@ -11,7 +11,6 @@ import cv2
 import numpy as np
 import pytest
 import tifffile
-
 from antema_fast.io import ReadError, iter_frames, read
 
 RNG = np.random.default_rng(11)
