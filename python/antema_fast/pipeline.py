@@ -573,10 +573,10 @@ def pool(
     counts: dict[str, int] = {}
     timings: dict[str, float] = {}
     for r in images:
-        for k, v in r.counts.items():
-            counts[k] = counts.get(k, 0) + int(v)
-        for k, v in r.timings.items():
-            timings[k] = timings.get(k, 0.0) + float(v)
+        for reason, n in r.counts.items():
+            counts[reason] = counts.get(reason, 0) + int(n)
+        for stage, seconds in r.timings.items():
+            timings[stage] = timings.get(stage, 0.0) + float(seconds)
     first = images[0].provenance if images else {}
     provenance = _jsonable(
         {

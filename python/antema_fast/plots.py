@@ -69,7 +69,7 @@ def _display(image: np.ndarray) -> tuple[np.ndarray, float]:
 
         h = max(1, round(img.shape[0] / factor))
         w = max(1, round(img.shape[1] / factor))
-        img = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
+        img = np.asarray(cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA), dtype=np.float32)
     finite = img[np.isfinite(img)]
     if finite.size:
         lo, hi = np.percentile(finite, [0.5, 99.5])
