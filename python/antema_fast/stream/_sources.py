@@ -296,6 +296,27 @@ class LiveFolder:
         """Ask the watch to end at its next poll."""
         self._stopped = True
 
+    def _read_when_ready(self, path: Path) -> Any:
+        """Read a file that looked complete; if reading fails, retry while the file changes.
+
+        Formats without a structural completeness check (DM, MRC, …) can look complete while
+        the acquisition has only paused; the read is retried until the file has not changed
+        for ``quiet_timeout_s``, and only then is the error raised.
+        """
+        last_change = time.monotonic()
+        sig = None
+        while True:
+            try:
+                return read_image_file(path, self.pixel_size_nm)
+            except Exception:
+                st = path.stat()
+                now = time.monotonic()
+                if (st.st_size, st.st_mtime_ns) != sig:
+                    sig, last_change = (st.st_size, st.st_mtime_ns), now
+                if self._stopped or now - last_change >= self.quiet_timeout_s:
+                    raise
+                time.sleep(self.poll_s)
+
     def __iter__(self) -> Iterator[FrameRef]:
         folder = Path(self.folder)
         if not folder.is_dir():
@@ -323,9 +344,7 @@ class LiveFolder:
                 if stable_for >= self.settle_s and file_looks_complete(p):
                     done.add(p.name)
                     t = None if self.frame_interval_s is None else index * self.frame_interval_s
-                    yield FrameRef(
-                        index, p.name, t, lambda p=p: read_image_file(p, self.pixel_size_nm)
-                    )
+                    yield FrameRef(index, p.name, t, lambda p=p: self._read_when_ready(p))
                     index += 1
                     released = True
                     last_activity = time.monotonic()
@@ -378,6 +397,11 @@ def open_source(
         if path.is_dir():
             return folder_frames(path, pixel_size_nm, frame_interval_s), None
         if path.suffix.lower() in VIDEO_SUFFIXES:
+            if pixel_size_nm is None:  # checked now, not at the first frame
+                raise ValueError(
+                    f"{path}: videos carry no pixel size; expected pixel_size_nm "
+                    "(--pixel-size NM), got None"
+                )
             return video_frames(path, pixel_size_nm, frame_interval_s), None
         if not path.exists():
             raise FileNotFoundError(f"{path}: no such file or folder")
