@@ -13,11 +13,11 @@ from antema_fast import _core
 from antema_fast.measure import (
     COLUMNS,
     Particle,
-    measure,
     measure_particles,
     particles_from_mask,
     regionprops_table,
 )
+from antema_fast.measure import regionprops_table as measure  # every component as it is
 from measure_reference import (
     circularity_reference,
     convex_image_bruteforce,

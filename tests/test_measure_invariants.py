@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from antema_fast import _core
-from antema_fast.measure import Particle, measure, measure_particles
+from antema_fast.measure import Particle, measure_particles
+from antema_fast.measure import regionprops_table as measure  # every component as it is
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays

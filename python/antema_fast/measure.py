@@ -586,10 +586,21 @@ def measure(
     mask: Any,
     pixel_size_nm: float,
     *,
-    circularity: Circularity = "corrected",
+    separation: Literal["uecs", "watershed", "none"] | None = None,
     convexity_threshold: float | None = None,
+    min_convexity: float | None = None,
+    min_diameter_nm: float | None = None,
+    max_holes: int | None = None,
+    circularity: Circularity | None = None,
+    settings: Settings | None = None,
 ) -> pd.DataFrame:
-    """The particle table of a binary mask: every 8-connected area measured as one particle.
+    """The particle table of a binary mask, as ANTEMA's post-processing gives it (SPEC 4–8).
+
+    Despeckles, gates every 8-connected area by convexity and holes, separates overlapping
+    particles, drops border-touching and too small particles, fills holes and measures. This is
+    ``antema_fast.postprocess(...).table``; use :func:`antema_fast.postprocess` for each
+    particle's mask and the report of what was excluded and why, and :func:`regionprops_table`
+    to measure every component as it is.
 
     Parameters
     ----------
@@ -597,11 +608,21 @@ def measure(
         Nonzero pixels are particle. Float arrays are refused (threshold them first).
     pixel_size_nm : float
         nm per pixel, finite and > 0.
-    circularity : {"corrected", "legacy"}
-        ``"corrected"``: 4π·A/P²·(1 − 0.5/r)², r = P/(2π) + ½ (MATLAB ≥ R2023a);
+    separation : {"uecs", "watershed", "none"} or None
+        Separation of overlapping particles (default ``"uecs"``). With ``"none"`` every area is
+        measured as it is and flagged ``non_convex`` when its convexity ≤ the threshold.
+    convexity_threshold, min_convexity : float or None
+        The convexity gate (defaults 0.95 and 0.5).
+    min_diameter_nm : float or None
+        Despeckle size (default 0.5 nm).
+    max_holes : int or None
+        Areas with more holes are excluded (default 10).
+    circularity : {"corrected", "legacy"} or None
+        ``"corrected"`` (default): 4π·A/P²·(1 − 0.5/r)², r = P/(2π) + ½ (MATLAB ≥ R2023a);
         ``"legacy"``: 4π·A/P² (ANTEMA v1.0, ImageJ). Never clipped; NaN when P = 0.
-    convexity_threshold : float or None
-        ``non_convex`` is ``convexity <= convexity_threshold``; None uses the settings default.
+    settings : Settings or None
+        Base settings; the keyword arguments above that are not None override its fields.
+        None uses :class:`~antema_fast.Settings` defaults (so the defaults live in one place).
 
     Returns
     -------
@@ -625,12 +646,18 @@ def measure(
     >>> round(float(t.perimeter_px.iloc[0]), 3), float(t.feret_min_px.iloc[0])
     (11.396, 3.0)
     """
-    m = _as_mask(mask)
-    s = _check_pixel_size(pixel_size_nm)
-    variant = _check_circularity(circularity)
-    threshold = _check_threshold(convexity_threshold)
-    arrays, _ = _core().measure_mask(m, False)
-    return _table(arrays, s, variant, None, threshold)
+    from .separate import postprocess
+
+    given = {
+        "separation": separation,
+        "convexity_threshold": convexity_threshold,
+        "min_convexity": min_convexity,
+        "min_diameter_nm": min_diameter_nm,
+        "max_holes": max_holes,
+        "circularity": circularity,
+    }
+    overrides = {k: v for k, v in given.items() if v is not None}
+    return postprocess(mask, pixel_size_nm, settings, **overrides).table
 
 
 class _CallableModule(types.ModuleType):
