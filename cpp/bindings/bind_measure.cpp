@@ -53,10 +53,9 @@ py::tuple measure_mask(const Mask& mask, bool with_crops) {
     antema::CropSet crops;
     {
         py::gil_scoped_release release;
-        std::vector<std::int32_t> labels(static_cast<std::size_t>(rows) * static_cast<std::size_t>(cols));
-        const antema::LabelResult lr = antema::label_into(m, rows, cols, 8, labels.data());
-        arrays = antema::measure_labels(labels.data(), rows, cols, lr);
-        if (with_crops) crops = antema::crops_from_labels(labels.data(), rows, cols, lr);
+        const antema::RunLabelling rl = antema::label_runs(m, rows, cols, 8);
+        arrays = antema::measure_components(m, rows, cols, rl.result);
+        if (with_crops) crops = antema::crops_from_runs(rl);
     }
     if (with_crops) return py::make_tuple(arrays_dict(std::move(arrays)), crops_tuple(std::move(crops)));
     return py::make_tuple(arrays_dict(std::move(arrays)), py::none());
@@ -68,9 +67,7 @@ py::tuple particles_from_mask(const Mask& mask, int connectivity) {
     antema::CropSet crops;
     {
         py::gil_scoped_release release;
-        std::vector<std::int32_t> labels(static_cast<std::size_t>(rows) * static_cast<std::size_t>(cols));
-        const antema::LabelResult lr = antema::label_into(m, rows, cols, connectivity, labels.data());
-        crops = antema::crops_from_labels(labels.data(), rows, cols, lr);
+        crops = antema::crops_from_runs(antema::label_runs(m, rows, cols, connectivity));
     }
     return crops_tuple(std::move(crops));
 }

@@ -14,23 +14,39 @@
 //       drops components that touch the image border.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "label.hpp"
 
 namespace antema {
 
+namespace detail {
+// out = the runs of the components whose keep flag is set (0/1).
+inline void paint_runs(const RunLabelling& lab, const std::vector<std::uint8_t>& keep, int rows, int cols,
+                       std::uint8_t* out) {
+    const std::size_t w = static_cast<std::size_t>(cols);
+    std::fill(out, out + static_cast<std::size_t>(rows) * w, std::uint8_t{0});
+    for (const Run& run : lab.runs) {
+        if (!keep[static_cast<std::size_t>(run.label)]) continue;
+        std::uint8_t* o = out + static_cast<std::size_t>(run.row) * w;
+        std::fill(o + run.c0, o + run.c1 + 1, std::uint8_t{1});
+    }
+}
+}  // namespace detail
+
 inline void remove_small_objects(const std::uint8_t* mask, int rows, int cols, std::int64_t min_px,
                                  int connectivity, std::uint8_t* out) {
-    const Labelled lab = label(mask, rows, cols, connectivity);
+    const RunLabelling lab = label_runs(mask, rows, cols, connectivity);
     std::vector<std::uint8_t> keep(static_cast<std::size_t>(lab.result.count) + 1, 0);
     for (std::int32_t i = 0; i < lab.result.count; ++i) {
         keep[static_cast<std::size_t>(i) + 1] = lab.result.stats[static_cast<std::size_t>(i)].area >= min_px;
     }
-    const std::size_t n = lab.labels.size();
-    for (std::size_t k = 0; k < n; ++k) out[k] = keep[static_cast<std::size_t>(lab.labels[k])];
+    detail::paint_runs(lab, keep, rows, cols, out);
 }
 
 inline void fill_holes(const std::uint8_t* mask, int rows, int cols, std::int64_t smaller_than_px,
@@ -40,26 +56,33 @@ inline void fill_holes(const std::uint8_t* mask, int rows, int cols, std::int64_
     std::vector<std::uint8_t> background(n);
     for (std::size_t k = 0; k < n; ++k) background[k] = mask[k] == 0;
     const int bg_conn = connectivity == 8 ? 4 : (connectivity == 4 ? 8 : connectivity);
-    const Labelled lab = label(background.data(), rows, cols, bg_conn);
+    if (connectivity != 4 && connectivity != 8) {
+        throw std::invalid_argument("antema::fill_holes: expected connectivity 4 or 8, got " +
+                                    std::to_string(connectivity));
+    }
+    const RunLabelling lab = label_runs(background.data(), rows, cols, bg_conn);
     std::vector<std::uint8_t> fill(static_cast<std::size_t>(lab.result.count) + 1, 0);
     for (std::int32_t i = 0; i < lab.result.count; ++i) {
         const ComponentStats& s = lab.result.stats[static_cast<std::size_t>(i)];
         fill[static_cast<std::size_t>(i) + 1] =
             !s.touches_border && (smaller_than_px < 0 || s.area < smaller_than_px);
     }
-    for (std::size_t k = 0; k < n; ++k) {
-        out[k] = (mask[k] != 0) || fill[static_cast<std::size_t>(lab.labels[k])];
+    for (std::size_t k = 0; k < n; ++k) out[k] = mask[k] != 0;
+    const std::size_t w = static_cast<std::size_t>(cols);
+    for (const Run& run : lab.runs) {
+        if (!fill[static_cast<std::size_t>(run.label)]) continue;
+        std::uint8_t* o = out + static_cast<std::size_t>(run.row) * w;
+        std::fill(o + run.c0, o + run.c1 + 1, std::uint8_t{1});
     }
 }
 
 inline void clear_border(const std::uint8_t* mask, int rows, int cols, int connectivity, std::uint8_t* out) {
-    const Labelled lab = label(mask, rows, cols, connectivity);
+    const RunLabelling lab = label_runs(mask, rows, cols, connectivity);
     std::vector<std::uint8_t> keep(static_cast<std::size_t>(lab.result.count) + 1, 0);
     for (std::int32_t i = 0; i < lab.result.count; ++i) {
         keep[static_cast<std::size_t>(i) + 1] = !lab.result.stats[static_cast<std::size_t>(i)].touches_border;
     }
-    const std::size_t n = lab.labels.size();
-    for (std::size_t k = 0; k < n; ++k) out[k] = keep[static_cast<std::size_t>(lab.labels[k])];
+    detail::paint_runs(lab, keep, rows, cols, out);
 }
 
 }  // namespace antema

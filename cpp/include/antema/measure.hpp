@@ -9,12 +9,16 @@
 //       Every label 1..n of a label image made by label_into (8-connectivity), measured as is.
 //   CropSet crops_from_labels(const std::int32_t* labels, int rows, int cols, const LabelResult&);
 //       Tight bounding-box bitmap of every label, concatenated (row-major, 0/1).
+//   ParticleArrays measure_components(const std::uint8_t* mask, int rows, int cols, const LabelResult&);
+//       Every component of an 8-connected labelling, traced on the mask (no label image).
+//   CropSet crops_from_runs(const RunLabelling&);  // the same crops, from label_runs
 //   ParticleArrays measure_crops(const CropSet& crops, int image_rows, int image_cols);
 //       Every crop measured (all its nonzero pixels form the particle). image_rows/cols < 0 mean
 //       "image size unknown": touches_border is then 2 (unknown). Throws std::invalid_argument
 //       for an empty crop or inconsistent offsets.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <stdexcept>
@@ -89,6 +93,67 @@ inline ParticleArrays measure_labels(const std::int32_t* labels, int rows, int c
         };
         starts[0] = {s.first_row, s.first_col};
         out.set_geometry(i, shape_geometry(fg, starts, s.row_min, s.row_max));
+    }
+    return out;
+}
+
+// Every component of an 8-connected labelling of `mask` (from label_runs or label_into with
+// connectivity 8), traced on the mask itself: the 8-neighbours of a component's pixels that are
+// set belong to that component, so no label image is needed.
+inline ParticleArrays measure_components(const std::uint8_t* mask, int rows, int cols, const LabelResult& lr) {
+    ParticleArrays out;
+    const std::size_t n = static_cast<std::size_t>(lr.count);
+    out.resize(n);
+    const std::size_t w = static_cast<std::size_t>(cols);
+    auto fg = [mask, rows, cols, w](int r, int c) {
+        return r >= 0 && c >= 0 && r < rows && c < cols &&
+               mask[static_cast<std::size_t>(r) * w + static_cast<std::size_t>(c)] != 0;
+    };
+    std::vector<std::pair<int, int>> starts(1);
+    for (std::size_t i = 0; i < n; ++i) {
+        const ComponentStats& s = lr.stats[i];
+        out.area[i] = s.area;
+        out.holes[i] = s.holes();
+        out.centroid_row[i] = static_cast<double>(s.sum_row) / static_cast<double>(s.area);
+        out.centroid_col[i] = static_cast<double>(s.sum_col) / static_cast<double>(s.area);
+        out.row_min[i] = s.row_min;
+        out.col_min[i] = s.col_min;
+        out.row_max[i] = s.row_max;
+        out.col_max[i] = s.col_max;
+        out.touches_border[i] = s.touches_border ? 1 : 0;
+        starts[0] = {s.first_row, s.first_col};
+        out.set_geometry(i, shape_geometry(fg, starts, s.row_min, s.row_max));
+    }
+    return out;
+}
+
+// Tight bounding-box bitmap of every component of a run labelling, concatenated.
+inline CropSet crops_from_runs(const RunLabelling& rl) {
+    CropSet out;
+    const LabelResult& lr = rl.result;
+    const std::size_t n = static_cast<std::size_t>(lr.count);
+    out.offsets.resize(n + 1);
+    out.shapes.resize(2 * n);
+    out.origins.resize(2 * n);
+    std::int64_t total = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+        const ComponentStats& s = lr.stats[i];
+        const std::int64_t h = s.row_max - s.row_min + 1, wd = s.col_max - s.col_min + 1;
+        out.offsets[i] = total;
+        out.shapes[2 * i] = static_cast<std::int32_t>(h);
+        out.shapes[2 * i + 1] = static_cast<std::int32_t>(wd);
+        out.origins[2 * i] = s.row_min;
+        out.origins[2 * i + 1] = s.col_min;
+        total += h * wd;
+    }
+    out.offsets[n] = total;
+    out.buffer.assign(static_cast<std::size_t>(total), 0);
+    for (const Run& run : rl.runs) {
+        const std::size_t i = static_cast<std::size_t>(run.label - 1);
+        const ComponentStats& s = lr.stats[i];
+        std::uint8_t* d = out.buffer.data() + out.offsets[i] +
+                          static_cast<std::size_t>(run.row - s.row_min) * static_cast<std::size_t>(out.shapes[2 * i + 1]);
+        std::fill(d + (run.c0 - s.col_min), d + (run.c1 - s.col_min) + 1, std::uint8_t{1});
     }
     return out;
 }

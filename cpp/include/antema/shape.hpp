@@ -127,7 +127,7 @@ struct ShapeMeasures {
 // Everything about the nonzero pixels of a crop (crop coordinates). Empty crop -> area 0.
 inline ShapeMeasures measure_shape(const std::uint8_t* mask, int rows, int cols, bool with_feret = true) {
     ShapeMeasures out;
-    const Labelled lab = label(mask, rows, cols, 8);
+    const RunLabelling lab = label_runs(mask, rows, cols, 8);
     if (lab.result.count == 0) return out;
     std::vector<std::pair<int, int>> starts;
     starts.reserve(lab.result.stats.size());
@@ -154,7 +154,7 @@ inline ShapeMeasures measure_shape(const std::uint8_t* mask, int rows, int cols,
 
 inline double perimeter(const std::uint8_t* mask, int rows, int cols) {
     detail::check_image_size(rows, cols, "antema::perimeter");
-    const Labelled lab = label(mask, rows, cols, 8);
+    const RunLabelling lab = label_runs(mask, rows, cols, 8);
     auto fg = [mask, rows, cols](int r, int c) {
         return r >= 0 && c >= 0 && r < rows && c < cols &&
                mask[static_cast<std::size_t>(r) * static_cast<std::size_t>(cols) + static_cast<std::size_t>(c)] != 0;
