@@ -137,3 +137,15 @@ def test_bad_inputs() -> None:
         _core.label(np.ones((2, 2), np.uint8), 6)
     with pytest.raises(TypeError, match="float"):
         antema_fast.label(np.ones((2, 2)))
+
+
+def test_core_stubs_list_every_compiled_function() -> None:
+    """_core.pyi must not drift from the compiled module."""
+    import ast
+    from pathlib import Path
+
+    stub = Path(antema_fast.__file__).with_name("_core.pyi")
+    tree = ast.parse(stub.read_text(encoding="utf-8"))
+    stubbed = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+    compiled = {n for n in dir(_core) if not n.startswith("_") and callable(getattr(_core, n))}
+    assert compiled == stubbed
