@@ -97,3 +97,32 @@ def test_imagej_stack_with_a_single_ifd_is_read_frame_by_frame(tmp_path: pathlib
     assert len(frames) == 3
     for got, expected in zip(frames, stack, strict=True):
         np.testing.assert_array_equal(got, expected)
+
+
+def test_mrc_stack_written_in_chunks_is_read_lazily(tmp_path: pathlib.Path) -> None:
+    from ncempy.io import mrc
+
+    frames = 16  # 128 MiB of uint16
+    path = tmp_path / "stack.mrc"
+    mrc.writeHeader(path, (frames, *FRAME), np.uint16, (1.0, 10.0, 10.0))
+    frame = np.empty(FRAME, np.uint16)
+    for i in range(frames):
+        frame[...] = i
+        frame[0, :8] = np.arange(8) + i
+        mrc.appendData(path, frame)
+    growth = _iterate_and_measure(path, frames)
+    assert growth < 48 * 2**20, f"memory grew by {growth / 2**20:.0f} MiB for a 128 MiB stack"
+
+
+def test_dm4_stack_is_read_lazily(dm_writer, tmp_path: pathlib.Path) -> None:
+    frames = 16  # 128 MiB of uint16
+    stack = np.empty((frames, *FRAME), np.uint16)
+    for i in range(frames):
+        stack[i] = i
+        stack[i, 0, :8] = np.arange(8) + i
+    path = dm_writer(
+        tmp_path / "stack.dm4", stack, [(1.0, "s"), (1.0, "nm"), (1.0, "nm")], sequence=True
+    )
+    del stack
+    growth = _iterate_and_measure(path, frames)
+    assert growth < 48 * 2**20, f"memory grew by {growth / 2**20:.0f} MiB for a 128 MiB stack"
