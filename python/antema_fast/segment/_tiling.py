@@ -47,12 +47,14 @@ def pad_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:
 def tile_starts(length: int, tile: int, overlap: int, multiple: int) -> list[int]:
     """Start offsets of tiles of size ``tile`` covering ``[0, length)`` with ≥ ``overlap`` overlap.
 
-    ``length`` and ``tile`` must be multiples of ``multiple``; every start is one too.
+    ``length`` and ``tile`` must be multiples of ``multiple``; every start is one too. The fewest
+    tiles that keep the overlap are spread evenly (so that overlaps are balanced), the first at
+    0 and the last ending at ``length``.
 
     Examples
     --------
     >>> tile_starts(4096, 2048, 128, 32)
-    [0, 1920, 2048]
+    [0, 1024, 2048]
     >>> tile_starts(1000, 1000, 128, 8)
     [0]
     """
@@ -63,9 +65,9 @@ def tile_starts(length: int, tile: int, overlap: int, multiple: int) -> list[int
     stride = ((tile - overlap) // multiple) * multiple
     if stride < multiple:
         raise ValueError(f"overlap {overlap}: expected well below the tile size {tile}")
-    starts = list(range(0, length - tile, stride))
-    starts.append(length - tile)
-    return sorted(set(starts))
+    span = (length - tile) // multiple  # in units of the multiple
+    n = -(-span * multiple // stride) + 1  # tiles needed so that no gap exceeds the stride
+    return [(k * span // (n - 1)) * multiple for k in range(n)]
 
 
 def _edge_ramp(n: int, overlap: int, low_inside: bool, high_inside: bool) -> np.ndarray:
