@@ -24,7 +24,7 @@ particles on their tracks.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -55,7 +55,6 @@ class _Track:
     origin: str = "start"
     fate: str = "end"
     closed: bool = False
-    frames: list[int] = field(default_factory=list)
 
 
 def _ids(ids: list[int]) -> str:
@@ -122,7 +121,8 @@ class Tracker:
         self._pos: dict[int, int] = {}  # frame -> position among analysed frames
         self._times: dict[int, float | None] = {}
         self._prev: tuple[np.ndarray, list[Any], np.ndarray] | None = None  # ids, particles, areas
-        self._obs: list[tuple[int, int, float, float, float, float]] = []
+        self._obs: list[np.ndarray] = []  # per frame: (track_id, frame, x, y, d, area_px)
+        self._open: set[int] = set()  # ids of tracks not closed
         self.events: list[dict[str, Any]] = []
 
     # ------------------------------------------------------------------------------------
@@ -130,7 +130,8 @@ class Tracker:
     def _new_track(self, frame: int, x: float, y: float, d: float, origin: str) -> int:
         tid = self._next_id
         self._next_id += 1
-        self._tracks[tid] = _Track(tid, frame, frame, x, y, d, origin=origin, frames=[frame])
+        self._tracks[tid] = _Track(tid, frame, frame, x, y, d, origin=origin)
+        self._open.add(tid)
         return tid
 
     def _extend(
@@ -143,7 +144,6 @@ class Tracker:
         elif gap > 0:
             tr.vx, tr.vy = (x - tr.x) / gap, (y - tr.y) / gap
         tr.x, tr.y, tr.d, tr.last_frame = x, y, d, frame
-        tr.frames.append(frame)
 
     def _event(
         self,
@@ -275,6 +275,7 @@ class Tracker:
                     if t != main:
                         tr = self._tracks[t]
                         tr.closed, tr.fate = True, f"merged_into:{main}"
+                        self._open.discard(t)
                 self._event(
                     frame,
                     "coalescence",
@@ -312,7 +313,7 @@ class Tracker:
         # 3. global greedy nearest-neighbour linking of the rest
         open_tracks = [
             t
-            for t in self._tracks.values()
+            for t in (self._tracks[k] for k in sorted(self._open))
             if not t.closed and t.track_id not in taken_tracks and t.last_frame != frame
         ]
         free = np.flatnonzero(ids == 0)
@@ -354,17 +355,17 @@ class Tracker:
                 self._event(frame, "appearance", tid, x=x[j], y=y[j], d=d[j])
 
         # tracks unseen for more than `memory` frames have disappeared
-        for tr in self._tracks.values():
+        for tr in [self._tracks[k] for k in sorted(self._open)]:
             if not tr.closed and len(self._frames) - 1 - self._pos[tr.last_frame] > self.memory:
                 self._disappear(tr)
 
-        for j in range(n):
-            self._obs.append((int(ids[j]), frame, x[j], y[j], d[j], float(areas[j])))
+        self._obs.append(np.column_stack([ids, np.full(n, frame), x, y, d, areas]).astype(float))
         self._prev = (ids.copy(), list(particles) if particles is not None else [], areas)
         return ids, self.events[n_before:]
 
     def _disappear(self, tr: _Track) -> None:
         tr.closed, tr.fate = True, "disappeared"
+        self._open.discard(tr.track_id)
         k = self._pos[tr.last_frame]
         gone = self._frames[k + 1] if k + 1 < len(self._frames) else tr.last_frame + 1
         self._event(gone, "disappearance", tr.track_id, x=tr.x, y=tr.y, d=tr.d)
@@ -376,12 +377,13 @@ class Tracker:
         """
         n_before = len(self.events)
         last = self._frames[-1] if self._frames else None
-        for tr in self._tracks.values():
+        for tr in [self._tracks[k] for k in sorted(self._open)]:
             if not tr.closed:
                 if tr.last_frame != last:
                     self._disappear(tr)
                 else:
                     tr.closed = True
+                    self._open.discard(tr.track_id)
         return self.events[n_before:]
 
     # ------------------------------------------------------------------------------------
@@ -405,7 +407,9 @@ class Tracker:
             "equivalent_diameter_nm",
             "area_px",
         ]
-        df = pd.DataFrame(self._obs, columns=cols)
+        obs = np.concatenate(self._obs) if self._obs else np.empty((0, len(cols)))
+        df = pd.DataFrame(obs, columns=cols)
+        df = df.astype({"track_id": np.int64, "frame": np.int64, "area_px": np.int64})
         t = df["frame"].map(lambda f: self._times.get(f))
         df.insert(2, "time_s", pd.to_numeric(t, errors="coerce").astype(float))
         return df.sort_values(["track_id", "frame"], kind="stable").reset_index(drop=True)
