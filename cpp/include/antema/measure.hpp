@@ -5,10 +5,6 @@
 // turns them into the SPEC table (nm, circularity, convexity, solidity, ...).
 //
 // Public API (namespace antema):
-//   ParticleArrays measure_labels(const std::int32_t* labels, int rows, int cols, const LabelResult&);
-//       Every label 1..n of a label image made by label_into (8-connectivity), measured as is.
-//   CropSet crops_from_labels(const std::int32_t* labels, int rows, int cols, const LabelResult&);
-//       Tight bounding-box bitmap of every label, concatenated (row-major, 0/1).
 //   ParticleArrays measure_components(const std::uint8_t* mask, int rows, int cols, const LabelResult&);
 //       Every component of an 8-connected labelling, traced on the mask (no label image).
 //   CropSet crops_from_runs(const RunLabelling&);  // the same crops, from label_runs
@@ -69,34 +65,6 @@ struct CropSet {
     std::size_t size() const { return shapes.size() / 2; }
 };
 
-inline ParticleArrays measure_labels(const std::int32_t* labels, int rows, int cols, const LabelResult& lr) {
-    ParticleArrays out;
-    const std::size_t n = static_cast<std::size_t>(lr.count);
-    out.resize(n);
-    const std::size_t w = static_cast<std::size_t>(cols);
-    std::vector<std::pair<int, int>> starts(1);
-    for (std::size_t i = 0; i < n; ++i) {
-        const ComponentStats& s = lr.stats[i];
-        const std::int32_t l = static_cast<std::int32_t>(i + 1);
-        out.area[i] = s.area;
-        out.holes[i] = s.holes();
-        out.centroid_row[i] = static_cast<double>(s.sum_row) / static_cast<double>(s.area);
-        out.centroid_col[i] = static_cast<double>(s.sum_col) / static_cast<double>(s.area);
-        out.row_min[i] = s.row_min;
-        out.col_min[i] = s.col_min;
-        out.row_max[i] = s.row_max;
-        out.col_max[i] = s.col_max;
-        out.touches_border[i] = s.touches_border ? 1 : 0;
-        auto fg = [labels, rows, cols, w, l](int r, int c) {
-            return r >= 0 && c >= 0 && r < rows && c < cols &&
-                   labels[static_cast<std::size_t>(r) * w + static_cast<std::size_t>(c)] == l;
-        };
-        starts[0] = {s.first_row, s.first_col};
-        out.set_geometry(i, shape_geometry(fg, starts, s.row_min, s.row_max));
-    }
-    return out;
-}
-
 // Every component of an 8-connected labelling of `mask` (from label_runs or label_into with
 // connectivity 8), traced on the mask itself: the 8-neighbours of a component's pixels that are
 // set belong to that component, so no label image is needed.
@@ -154,41 +122,6 @@ inline CropSet crops_from_runs(const RunLabelling& rl) {
         std::uint8_t* d = out.buffer.data() + out.offsets[i] +
                           static_cast<std::size_t>(run.row - s.row_min) * static_cast<std::size_t>(out.shapes[2 * i + 1]);
         std::fill(d + (run.c0 - s.col_min), d + (run.c1 - s.col_min) + 1, std::uint8_t{1});
-    }
-    return out;
-}
-
-inline CropSet crops_from_labels(const std::int32_t* labels, int rows, int cols, const LabelResult& lr) {
-    (void)rows;
-    CropSet out;
-    const std::size_t n = static_cast<std::size_t>(lr.count);
-    out.offsets.resize(n + 1);
-    out.shapes.resize(2 * n);
-    out.origins.resize(2 * n);
-    std::int64_t total = 0;
-    for (std::size_t i = 0; i < n; ++i) {
-        const ComponentStats& s = lr.stats[i];
-        const std::int64_t h = s.row_max - s.row_min + 1, wd = s.col_max - s.col_min + 1;
-        out.offsets[i] = total;
-        out.shapes[2 * i] = static_cast<std::int32_t>(h);
-        out.shapes[2 * i + 1] = static_cast<std::int32_t>(wd);
-        out.origins[2 * i] = s.row_min;
-        out.origins[2 * i + 1] = s.col_min;
-        total += h * wd;
-    }
-    out.offsets[n] = total;
-    out.buffer.assign(static_cast<std::size_t>(total), 0);
-    const std::size_t w = static_cast<std::size_t>(cols);
-    for (std::size_t i = 0; i < n; ++i) {
-        const ComponentStats& s = lr.stats[i];
-        const std::int32_t l = static_cast<std::int32_t>(i + 1);
-        const int wd = out.shapes[2 * i + 1];
-        std::uint8_t* dst = out.buffer.data() + out.offsets[i];
-        for (int r = s.row_min; r <= s.row_max; ++r) {
-            const std::int32_t* src = labels + static_cast<std::size_t>(r) * w + static_cast<std::size_t>(s.col_min);
-            std::uint8_t* d = dst + static_cast<std::size_t>(r - s.row_min) * static_cast<std::size_t>(wd);
-            for (int c = 0; c < wd; ++c) d[c] = src[c] == l;
-        }
     }
     return out;
 }
