@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime
 import json
 import pathlib
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -63,6 +64,28 @@ def open_hdf5(path: pathlib.Path) -> Container:
         raise
     container.closers.append(h.close)
     return container
+
+
+def _slicer(ds: Any, axis: int | None) -> Callable[[int], np.ndarray]:
+    """Frame ``i`` of an HDF5 dataset along ``axis`` (None: the whole 2-D dataset)."""
+
+    def read_frame(i: int) -> np.ndarray:
+        if axis is None:
+            return np.asarray(ds[...])
+        index: list[Any] = [slice(None)] * ds.ndim
+        index[axis] = i
+        return np.asarray(ds[tuple(index)])
+
+    return read_frame
+
+
+def _nav_slicer(ds: Any, nav: tuple[int, ...]) -> Callable[[int], np.ndarray]:
+    """Frame ``i`` of a dataset whose leading axes (shape ``nav``) are navigation axes."""
+
+    def read_frame(i: int) -> np.ndarray:
+        return np.asarray(ds[np.unravel_index(i, nav)] if nav else ds[...])
+
+    return read_frame
 
 
 # ----------------------------------------------------------------------------- Velox
@@ -147,10 +170,7 @@ def _velox(h: Any, path: pathlib.Path) -> Container:
         signal.frame_count = frames
         signal.shape = tuple(ds.shape[:2])
         signal.dtype = str(ds.dtype)
-        if ds.ndim == 3:
-            signal.read_frame = lambda i, ds=ds: np.asarray(ds[:, :, i])
-        else:
-            signal.read_frame = lambda i, ds=ds: np.asarray(ds[...])
+        signal.read_frame = _slicer(ds, 2 if ds.ndim == 3 else None)
         br = doc.get("BinaryResult", {})
         size = br.get("PixelSize", {})
         cal, note, problem = calibration_from_axes(
@@ -264,14 +284,14 @@ def _berkeley(h: Any, path: pathlib.Path) -> Container:
         if frame_axis == 2:
             image_dims = dims[0:2]
             signal.shape = tuple(ds.shape[:2])
-            signal.read_frame = lambda i, ds=ds: np.asarray(ds[:, :, i])
+            signal.read_frame = _slicer(ds, 2)
         elif frame_axis == 0:
             image_dims = dims[1:3]
             signal.shape = tuple(ds.shape[1:])
-            signal.read_frame = lambda i, ds=ds: np.asarray(ds[i])
+            signal.read_frame = _slicer(ds, 0)
         else:
             image_dims = dims
-            signal.read_frame = lambda i, ds=ds: np.asarray(ds[...])
+            signal.read_frame = _slicer(ds, None)
         signal.frame_count = frames
         (uy, sy), (ux, sx) = image_dims
         cal, note, problem = calibration_from_axes(sx, ux, sy, uy, "file:EMD dim vectors")
@@ -341,9 +361,7 @@ def _hyperspy(h: Any, path: pathlib.Path) -> Container:
         nav_shape = tuple(ds.shape[k] for k in nav_axes)
         signal.frame_count = frames
         signal.shape = tuple(ds.shape[-2:])
-        signal.read_frame = lambda i, ds=ds, nav=nav_shape: np.asarray(
-            ds[np.unravel_index(i, nav) if nav else ()]
-        )
+        signal.read_frame = _nav_slicer(ds, nav_shape)
         (uy, sy, _), (ux, sx, _) = axes[-2], axes[-1]
         cal, note, problem = calibration_from_axes(sx, ux, sy, uy, "file:HyperSpy axis scale")
         signal.calibration, signal.calibration_note, signal.problem = cal, note, problem

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+from typing import Literal
 
 import numpy as np
 
@@ -39,7 +40,7 @@ def open_mrc(path: pathlib.Path) -> Container:
         head = f.read(1024)
     if len(head) < 1024:
         raise ReadError(f"{path}: truncated: an MRC header is 1024 bytes, the file has {size}")
-    order = "<"
+    order: Literal["<", ">"] = "<"
     stamp = head[212:214]
     if stamp in (b"\x11\x11", b"\x11\x00"):
         order = ">"

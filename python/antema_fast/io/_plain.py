@@ -21,10 +21,14 @@ def open_plain(path: pathlib.Path, fmt: str) -> Container:
     if image.ndim == 3:
         # OpenCV gives BGR(A); put it in RGB(A) order so that colour messages are conventional
         image = image[..., [2, 1, 0, 3][: image.shape[2]]] if image.shape[2] in (3, 4) else image
+
+    def read_frame(i: int) -> np.ndarray:
+        return image
+
     signal = Signal(
         name=path.stem,
         frame_count=1,
-        read_frame=lambda i, a=image: a,
+        read_frame=read_frame,
         shape=tuple(image.shape),
         dtype=str(image.dtype),
         calibration_note=f"{fmt} files store no pixel size",

@@ -83,13 +83,13 @@ def _fei(tf: Any) -> tuple[Calibration | None, dict[str, Any]]:
         if not isinstance(scan, dict):
             continue
         try:
-            w, h = float(scan.get("PixelWidth")), float(scan.get("PixelHeight"))
-        except (TypeError, ValueError):
+            w, h = float(scan["PixelWidth"]), float(scan["PixelHeight"])
+        except (KeyError, TypeError, ValueError):
             continue
         if w > 0 and h > 0:
             try:
-                md["exposure_s"] = float(scan.get("Dwelltime") or scan.get("Dwell"))
-            except (TypeError, ValueError):
+                md["exposure_s"] = float(scan.get("Dwelltime") or scan["Dwell"])
+            except (KeyError, TypeError, ValueError):
                 pass
             return Calibration(w * 1e9, h * 1e9, f"file:FEI {group}.PixelWidth (m)"), md
     return None, md
@@ -345,10 +345,13 @@ def _series_signal(tf: Any, path: pathlib.Path, k: int, series: Any) -> Signal:
         return signal
     signal.frame_count = frames
     pages = series.pages
-    if frames == 1:
-        signal.read_frame = lambda i, p=page0: _page_reader(tf, p)
-    elif len(pages) == frames and all(p is not None for p in pages):
-        signal.read_frame = lambda i, pages=pages: _page_reader(tf, pages[i])
+    if frames == 1 or (len(pages) == frames and all(p is not None for p in pages)):
+        frame_pages = [page0] if frames == 1 else list(pages)
+
+        def read_page(i: int) -> np.ndarray:
+            return _page_reader(tf, frame_pages[i])
+
+        signal.read_frame = read_page
     elif series.dataoffset is not None:
         dtype = np.dtype(series.dtype).newbyteorder(tf.byteorder)
         frame_shape = signal.shape
