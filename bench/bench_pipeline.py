@@ -1,4 +1,4 @@
-"""Seconds per image, by stage, for the whole pipeline (read, segment, separate + measure, export).
+"""Seconds per image, by stage: read, segment, separate + measure, export (tables), pictures.
 
 Synthetic bright-field micrographs (``antema_fast.synth``) of 1024² and 2048² px with few and with
 many overlapping particles are written as calibrated TIFF files, then each goes through the same
@@ -36,7 +36,7 @@ import antema_fast as af
 import numpy as np
 import pandas as pd
 import tifffile
-from antema_fast import export
+from antema_fast import export, plots
 from antema_fast.pipeline import finish
 from antema_fast.synth import Population, generate, to_uint16
 
@@ -84,11 +84,22 @@ def run_once(
     res = finish(mg, seg, settings)
     t_sep = time.perf_counter() - t0
     t0 = time.perf_counter()
-    folder = export.write_image_outputs(res, outdir, formats=("csv",), images=True)
+    folder = export.write_image_outputs(res, outdir, formats=("csv",), images=False)
     t_exp = time.perf_counter() - t0
     if export.read_manifest(folder) is None:
         raise AssertionError(f"{folder}: no complete manifest after export")
-    stages = {"read": t_read, "segment": t_seg, "separate_measure": t_sep, "export": t_exp}
+    t0 = time.perf_counter()
+    pictures = plots.write_image_pictures(res, folder)
+    t_pic = time.perf_counter() - t0
+    if not all((folder / name).stat().st_size > 0 for name in pictures.values()):
+        raise AssertionError(f"{folder}: an empty picture")
+    stages = {
+        "read": t_read,
+        "segment": t_seg,
+        "separate_measure": t_sep,
+        "export": t_exp,
+        "pictures": t_pic,
+    }
     stages["total"] = sum(stages.values())
     return stages, res
 
