@@ -20,7 +20,7 @@ def write_dm(
     """Write a DM3/DM4 file with nionswift-io.
 
     ``calibrations`` are (scale, unit) per array axis in numpy order (rows first), as
-    nionswift-io takes them. ``version`` defaults to the file's suffix.
+    nionswift-io takes them (empty: uncalibrated). ``version`` defaults to the file's suffix.
     """
     dm_io = pytest.importorskip("nionswift_plugin.DM_IO.dm3_image_utils")
     from nion.data import Calibration, DataAndMetadata
@@ -31,7 +31,8 @@ def write_dm(
     xdata = DataAndMetadata.new_data_and_metadata(
         data,
         data_descriptor=descriptor,
-        dimensional_calibrations=[Calibration.Calibration(0.0, s, u) for s, u in calibrations],
+        dimensional_calibrations=[Calibration.Calibration(0.0, s, u) for s, u in calibrations]
+        or None,
     )
     with open(path, "wb") as f:
         dm_io.save_image(xdata, f, version)

@@ -149,6 +149,30 @@ def test_dm_named_tif_is_read_by_content(dm_writer, tmp_path: pathlib.Path) -> N
     assert m.data.shape == (8, 9)
 
 
+@pytest.mark.parametrize("suffix", [".dm3", ".dm4"])
+def test_dm_rgb_grey_and_colour(dm_writer, tmp_path: pathlib.Path, suffix: str) -> None:
+    # nionswift-io writes RGB without calibration, hence the caller's pixel size
+    grey = _image((6, 7), "uint8")
+    f = dm_writer(tmp_path / f"grey{suffix}", np.dstack([grey] * 3), [])
+    m = read(f, pixel_size_nm=1.0)
+    assert m.data.dtype == np.uint8
+    np.testing.assert_array_equal(m.data, grey)
+    g = dm_writer(tmp_path / f"colour{suffix}", _image((6, 7, 3), "uint8"), [])
+    with pytest.raises(ReadError, match="colour image"):
+        read(g, pixel_size_nm=1.0)
+
+
+@pytest.mark.parametrize("suffix", [".dm3", ".dm4"])
+def test_dm_complex_becomes_modulus(dm_writer, tmp_path: pathlib.Path, suffix: str) -> None:
+    data = (RNG.normal(size=(5, 6)) + 1j * RNG.normal(size=(5, 6))).astype(np.complex64)
+    f = dm_writer(tmp_path / f"fft{suffix}", data, [(0.5, "nm"), (0.5, "nm")])
+    with pytest.warns(DataConversionWarning, match=r"complex pixel values; using their modulus"):
+        m = read(f)
+    assert m.data.dtype == np.float32
+    np.testing.assert_allclose(m.data, np.abs(data), rtol=1e-6)
+    assert m.pixel_size_nm == pytest.approx(0.5)
+
+
 # ----------------------------------------------------------------------------- TIFF
 
 

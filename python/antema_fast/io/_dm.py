@@ -37,10 +37,6 @@ _DM_DTYPES: dict[int, str] = {
 _DM_RGBA = 23
 
 
-def _tag(tags: dict[str, Any], key: str) -> Any:
-    return tags.get(key)
-
-
 def _filetime_to_iso(value: Any) -> str | None:
     """Windows FILETIME (100 ns since 1601-01-01 UTC) → ISO 8601 UTC, as DM stores it."""
     try:
