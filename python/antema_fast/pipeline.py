@@ -213,7 +213,7 @@ def summarize(table: pd.DataFrame, settings: Settings | None = None) -> pd.DataF
     >>> row = s.set_index("quantity").loc["equivalent_diameter_nm"]
     >>> int(row["count"]), float(row["mean"]), float(row["sd"]), float(row["median"])
     (3, 4.0, 2.0, 4.0)
-    >>> 2.0 <= row["ci95_low"] <= 4.0 <= row["ci95_high"] <= 6.0
+    >>> bool(2.0 <= row["ci95_low"] <= 4.0 <= row["ci95_high"] <= 6.0)
     True
     """
     settings = settings if settings is not None else Settings()
