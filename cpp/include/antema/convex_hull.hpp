@@ -146,36 +146,53 @@ inline std::int64_t floor_div(std::int64_t a, std::int64_t b) {  // b > 0
 
 // Convex image as row intervals: for rows row_first..row_last, the columns c whose centre
 // (2r, 2c) lies strictly inside the midpoint hull (doubled coordinates, counter-clockwise).
+// The slice of a convex polygon at height y is bounded by the edges whose span contains y, so
+// each edge constrains only the rows it spans: O(rows + hull size), exact integer arithmetic.
 inline RowExtents convex_rows(const std::vector<IPoint>& h, int row_first, int row_last) {
     RowExtents out;
     const int n_rows = row_last - row_first + 1;
     out.reset(row_first, n_rows < 0 ? 0 : n_rows);
     const std::size_t m = h.size();
-    if (m < 3) return out;
-    for (int i = 0; i < n_rows; ++i) {
-        const std::int64_t y = 2 * (std::int64_t{row_first} + i);
-        std::int64_t cmin = std::numeric_limits<std::int32_t>::min();
-        std::int64_t cmax = std::numeric_limits<std::int32_t>::max();
-        bool empty = false;
-        for (std::size_t k = 0; k < m && !empty; ++k) {
-            const IPoint& v = h[k];
-            const IPoint& w = h[(k + 1) % m];
-            const std::int64_t ey = w.y - v.y, ex = w.x - v.x;
-            // inside: ey * (x - v.x) - ex * (y - v.y) > 0  <=>  ey * x > N
+    if (m < 3 || n_rows <= 0) return out;
+    std::int64_t ymin = h[0].y, ymax = h[0].y;
+    for (const IPoint& p : h) {
+        ymin = std::min(ymin, p.y);
+        ymax = std::max(ymax, p.y);
+    }
+    std::vector<std::int64_t> lo(static_cast<std::size_t>(n_rows), std::numeric_limits<std::int32_t>::min());
+    std::vector<std::int64_t> hi(static_cast<std::size_t>(n_rows), std::numeric_limits<std::int32_t>::max());
+    const std::int64_t y_first = 2 * std::int64_t{row_first};
+    for (std::size_t k = 0; k < m; ++k) {
+        const IPoint& v = h[k];
+        const IPoint& w = h[(k + 1) % m];
+        const std::int64_t ey = w.y - v.y, ex = w.x - v.x;
+        if (ey == 0) continue;  // a horizontal edge lies at ymin or ymax: those rows are empty
+        // pixel rows whose centre height 2r lies in the edge's span, strictly inside (ymin, ymax)
+        const std::int64_t ya = std::max(std::min(v.y, w.y), ymin + 1);
+        const std::int64_t yb = std::min(std::max(v.y, w.y), ymax - 1);
+        std::int64_t r0 = ya - y_first;  // doubled offset from the first row's centre
+        r0 = r0 <= 0 ? 0 : (r0 + 1) / 2;
+        std::int64_t r1 = yb - y_first;
+        if (r1 < 0) continue;
+        r1 = std::min<std::int64_t>(r1 / 2, n_rows - 1);
+        for (std::int64_t i = r0; i <= r1; ++i) {
+            const std::int64_t y = y_first + 2 * i;
+            // inside: ey * (x - v.x) - ex * (y - v.y) > 0  <=>  ey * x > nn, with x = 2c
             const std::int64_t nn = ey * v.x + ex * (y - v.y);
-            if (ey == 0) {
-                if (-ex * (y - v.y) <= 0) empty = true;
-            } else if (ey > 0) {  // 2c * ey > nn  <=>  c > nn / (2 ey)
-                cmin = std::max(cmin, detail::floor_div(nn, 2 * ey) + 1);
-            } else {  // 2c * |ey| < -nn  <=>  c < -nn / (2 |ey|)
-                const std::int64_t d = 2 * (-ey);
-                cmax = std::min(cmax, -detail::floor_div(nn, d) - 1);  // ceil(-nn/d) - 1
+            const auto ii = static_cast<std::size_t>(i);
+            if (ey > 0) {  // c > nn / (2 ey)
+                lo[ii] = std::max(lo[ii], detail::floor_div(nn, 2 * ey) + 1);
+            } else {  // c < -nn / (2 |ey|)  ->  c <= ceil(-nn / (2 |ey|)) - 1
+                hi[ii] = std::min(hi[ii], -detail::floor_div(nn, 2 * (-ey)) - 1);
             }
         }
-        if (!empty && cmin <= cmax) {
-            out.left[static_cast<std::size_t>(i)] = static_cast<std::int32_t>(cmin);
-            out.right[static_cast<std::size_t>(i)] = static_cast<std::int32_t>(cmax);
-        }
+    }
+    for (int i = 0; i < n_rows; ++i) {
+        const std::int64_t y = y_first + 2 * std::int64_t{i};
+        const auto ii = static_cast<std::size_t>(i);
+        if (y <= ymin || y >= ymax || lo[ii] > hi[ii]) continue;
+        out.left[ii] = static_cast<std::int32_t>(lo[ii]);
+        out.right[ii] = static_cast<std::int32_t>(hi[ii]);
     }
     return out;
 }
