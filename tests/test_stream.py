@@ -372,3 +372,63 @@ def test_real_liquid_cell_movie_end_to_end(shared_data, tmp_path) -> None:
     tracks = pd.read_parquet(out / "tracks.parquet")
     assert tracks["n_frames"].max() > 1
     assert math.isclose(ts["coverage"].between(0, 1).mean(), 1.0)
+
+
+def test_ctrl_c_on_a_live_cli_run_flushes_everything(movie, tmp_path) -> None:
+    """SIGINT to ``antema stream --live``: exit 130, every file complete for the frames done."""
+    import json
+    import signal
+    import subprocess
+    import sys
+
+    live = tmp_path / "live"
+    live.mkdir()
+    out = tmp_path / "out"
+    u8 = movie.frames_u8()
+    for i in range(3):
+        cv2.imwrite(str(live / f"f{i}.png"), u8[i])
+    log = (tmp_path / "stderr.txt").open("w")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "antema_fast.cli",
+            "stream",
+            str(live),
+            "-o",
+            str(out),
+            "--live",
+            "--pixel-size",
+            "0.5",
+            "--backend",
+            "threshold",
+            "--track",
+            "--quiet",
+            "--quiet-timeout",
+            "60",
+        ],
+        stderr=log,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            ts = out / "timeseries.csv"
+            if ts.exists() and len(ts.read_text().splitlines()) == 4:
+                break
+            assert proc.poll() is None, (tmp_path / "stderr.txt").read_text()
+            time.sleep(0.1)
+        else:
+            pytest.fail("the live run did not analyse the first 3 frames within 60 s")
+        proc.send_signal(signal.SIGINT)
+        rc = proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        log.close()
+    assert rc == 130, (tmp_path / "stderr.txt").read_text()
+    assert pq.read_table(out / "timeseries.parquet").num_rows == 3
+    csv = pd.read_csv(out / "particles.csv")
+    assert pq.read_table(out / "particles.parquet").num_rows == len(csv)
+    assert json.loads((out / "manifest.json").read_text())["interrupted"] is True
+    assert (out / "tracks.csv").is_file() and not list(out.glob("*.partial"))

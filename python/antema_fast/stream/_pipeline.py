@@ -150,6 +150,7 @@ class FrameStream:
         self._q_out: queue.Queue[Any] = queue.Queue(maxsize=max(queue_size, 1))
         self._finished = False
         self.frames_done = 0
+        self.final_events: list[dict[str, Any]] = []
         info = getattr(segmenter, "info", None)
         try:
             self._segmenter_info = info() if callable(info) else None
@@ -297,9 +298,9 @@ class FrameStream:
             item = self._get(self._q_seg)
             if item is _END or isinstance(item, _Failure):
                 if item is _END and self.tracker is not None:
-                    events = self.tracker.finish()
-                    if events:
-                        self._put(self._q_out, ("events", events))
+                    final = self.tracker.finish()
+                    if final:
+                        self._put(self._q_out, ("events", final))
                 self._put(self._q_out, item)
                 return
             ref, mg, seg, timings = item
@@ -380,8 +381,6 @@ class FrameStream:
                 continue
             self.frames_done += 1
             return item
-
-    final_events: list[dict[str, Any]] = []
 
     def close(self) -> None:
         """Stop every thread (idempotent); frames already yielded stay valid."""

@@ -108,6 +108,12 @@ def plot_stream(writer: Any, tracker: Any | None, outdir: Path, n_tracks: int = 
     return out
 
 
+def _fourcc(code: str) -> int:
+    import cv2
+
+    return int(cv2.VideoWriter_fourcc(*code))  # type: ignore[attr-defined]
+
+
 class OverlayMovie:
     """MP4 (``mp4v``) of each frame with particle outlines and, when tracking, track ids.
 
@@ -139,9 +145,7 @@ class OverlayMovie:
         h, w = frame.shape[:2]
         if self._vw is None:
             self._size = (w, h)
-            self._vw = cv2.VideoWriter(
-                str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h)
-            )
+            self._vw = cv2.VideoWriter(str(self.path), _fourcc("mp4v"), self.fps, (w, h))
             if not self._vw.isOpened():
                 raise OSError(f"{self.path}: OpenCV could not open an mp4v video writer")
         elif (w, h) != self._size:

@@ -14,6 +14,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,10 @@ def natural_key(name: str) -> tuple[Any, ...]:
     """
     parts = re.split(r"(\d+)", name.lower())
     return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts if p != "")
+
+
+def _same(item: Any) -> Any:
+    return item
 
 
 def _micrograph_from_array(data: np.ndarray, pixel_size_nm: float | None, name: str) -> Any:
@@ -178,7 +183,7 @@ def folder_frames(
         )
     for i, p in enumerate(paths):
         t = None if frame_interval_s is None else i * frame_interval_s
-        yield FrameRef(i, p.name, t, lambda p=p: read_image_file(p, pixel_size_nm))
+        yield FrameRef(i, p.name, t, partial(read_image_file, p, pixel_size_nm))
 
 
 def video_frames(
@@ -210,9 +215,7 @@ def video_frames(
             gray = _to_gray(img, f"{path} frame {i}")
             t = None if interval is None else i * interval
             name = f"{path.name}#{i}"
-            yield FrameRef(
-                i, name, t, lambda g=gray, n=name: _micrograph_from_array(g, pixel_size_nm, n)
-            )
+            yield FrameRef(i, name, t, partial(_micrograph_from_array, gray, pixel_size_nm, name))
             i += 1
     finally:
         cap.release()
@@ -250,7 +253,7 @@ def _file_refs(
             t: float | None = float(ts) - t0
         else:
             t = None if frame_interval_s is None else i * frame_interval_s
-        yield FrameRef(i, getattr(mg, "name", f"{path.name}#{i}"), t, lambda mg=mg: mg)
+        yield FrameRef(i, getattr(mg, "name", f"{path.name}#{i}"), t, partial(_same, mg))
 
 
 def iterable_frames(
@@ -261,14 +264,12 @@ def iterable_frames(
         t = None if frame_interval_s is None else i * frame_interval_s
         name = f"frame{i:06d}"
         if hasattr(item, "data") and hasattr(item, "pixel_size_nm"):
-            yield FrameRef(i, getattr(item, "name", name), t, lambda m=item: m)
+            yield FrameRef(i, getattr(item, "name", name), t, partial(_same, item))
             continue
         arr = np.asarray(item)
         if arr.ndim != 2:
             raise ValueError(f"iterable source, frame {i}: expected a 2-D array, got {arr.shape}")
-        yield FrameRef(
-            i, name, t, lambda a=arr, n=name: _micrograph_from_array(a, pixel_size_nm, n)
-        )
+        yield FrameRef(i, name, t, partial(_micrograph_from_array, arr, pixel_size_nm, name))
 
 
 @dataclass
@@ -344,7 +345,7 @@ class LiveFolder:
                 if stable_for >= self.settle_s and file_looks_complete(p):
                     done.add(p.name)
                     t = None if self.frame_interval_s is None else index * self.frame_interval_s
-                    yield FrameRef(index, p.name, t, lambda p=p: self._read_when_ready(p))
+                    yield FrameRef(index, p.name, t, partial(self._read_when_ready, p))
                     index += 1
                     released = True
                     last_activity = time.monotonic()

@@ -59,11 +59,13 @@ class SyntheticMovie:
         """MP4 (``mp4v``) or AVI (``MJPG``) of the frames, 8-bit grey (lossy for MP4)."""
         import cv2
 
+        from ._plots import _fourcc
+
         path = Path(path)
         fourcc = "MJPG" if path.suffix.lower() == ".avi" else "mp4v"
         t, h, w = self.frames.shape
         fps = fps if fps is not None else 1.0 / self.frame_interval_s
-        vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (w, h), False)
+        vw = cv2.VideoWriter(str(path), _fourcc(fourcc), fps, (w, h), False)
         if not vw.isOpened():
             raise OSError(f"{path}: OpenCV could not open a {fourcc} video writer")
         for f in self.frames_u8():

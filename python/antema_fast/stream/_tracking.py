@@ -348,7 +348,7 @@ class Tracker:
 
         # 4. new tracks
         first = len(self._frames) == 1
-        for j in np.flatnonzero(ids == 0):
+        for j in (int(k) for k in np.flatnonzero(ids == 0)):
             tid = self._new_track(frame, x[j], y[j], d[j], "start" if first else "appeared")
             ids[j] = tid
             if not first:
