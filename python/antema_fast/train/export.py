@@ -57,7 +57,12 @@ def export_onnx(
     net = WithSigmoid(copy.deepcopy(model)).eval()
     dummy = torch.zeros(1, 1, 2 * pad_multiple, 2 * pad_multiple)
     tmp = path.with_suffix(".tmp.onnx")
-    with torch.no_grad():
+    import warnings
+
+    with torch.no_grad(), warnings.catch_warnings():
+        # the TorchScript exporter is deprecated in favour of dynamo, which needs packages we
+        # do not depend on; it is still the one that exports these graphs offline and exactly
+        warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(
             net,
             (dummy,),

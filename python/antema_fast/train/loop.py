@@ -276,13 +276,18 @@ class Trainer:
         )
 
     # -- loop ---------------------------------------------------------------------------------
-    def run(self) -> dict[str, Any]:
+    def run(self, until_step: int | None = None) -> dict[str, Any]:
+        """Train to the end (or stop after ``until_step`` steps, saving a checkpoint but
+        exporting nothing, as an interruption would); returns a summary dict."""
         cfg = self.cfg
         self.model.train()
         t_last = time.perf_counter()
         loss_ema = math.nan
         t_prev = time.perf_counter()
         while _progress(cfg, self.step, self.wall) < 1.0:
+            if until_step is not None and self.step >= until_step:
+                self.save()
+                return {"steps": self.step, "train_seconds": self.elapsed, "onnx": None}
             t0 = time.perf_counter()
             lr = _lr(cfg, self.step, _progress(cfg, self.step, self.wall))
             for g in self.opt.param_groups:

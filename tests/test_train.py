@@ -1,0 +1,187 @@
+"""Training smoke test: steps → checkpoint → resume → ONNX export → ONNX Runtime matches torch."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnx")
+pytest.importorskip("onnxconverter_common")
+
+from antema_fast._preprocess import (  # noqa: E402
+    INPUT_NAME,
+    META_METRICS,
+    META_NAME,
+    META_PAD_MULTIPLE,
+    META_PIXEL_SIZE_NM,
+    META_PREPROCESSING,
+    META_THRESHOLD,
+    META_TRAINING,
+    META_VERSION,
+    OUTPUT_NAME,
+    Preprocessing,
+)
+from antema_fast.train.data import BatchSampler, load_pairs, split_msaem  # noqa: E402
+from antema_fast.train.export import onnx_matches_torch  # noqa: E402
+from antema_fast.train.loop import TrainConfig, Trainer  # noqa: E402
+from antema_fast.train.models import build_model, count_parameters  # noqa: E402
+
+
+def _write_pairs(folder: Path, n: int = 3) -> None:
+    import cv2
+    from antema_fast.synth import generate, to_uint16
+
+    (folder / "images").mkdir(parents=True)
+    (folder / "labels").mkdir()
+    for k in range(n):
+        s = generate(k, (96, 96), "tem")
+        cv2.imwrite(
+            str(folder / "images" / f"image_{k}.png"), (to_uint16(s.image) >> 8).astype(np.uint8)
+        )
+        cv2.imwrite(str(folder / "labels" / f"label_{k}.png"), s.semantic.astype(np.uint8) * 255)
+
+
+def _cfg(out: Path, real: list[str], steps: int) -> TrainConfig:
+    return TrainConfig(
+        out_dir=str(out),
+        base=8,
+        steps=steps,
+        batch=2,
+        tile=64,
+        warmup=1,
+        real=real,
+        real_fraction=0.5,
+        seed=3,
+        threads=1,
+        checkpoint_every=2,
+        validate_every=2,
+        export_every=1000,
+        val_synthetic=1,
+    )
+
+
+def test_models_by_name_and_padding() -> None:
+    unet = build_model("unet", base=8)
+    assert unet.pad_multiple == 32
+    x = torch.zeros(2, 1, 64, 96)
+    assert unet(x).shape == (2, 1, 64, 96)
+    assert 1_500_000 < count_parameters(build_model("unet")) < 2_500_000
+    dl = build_model("deeplabv3plus")
+    assert dl(torch.zeros(1, 1, 32, 48)).shape == (1, 1, 32, 48)
+    with pytest.raises(ValueError, match="model name"):
+        build_model("resnet")
+
+
+def test_batches_are_seeded_per_step(tmp_path: Path) -> None:
+    _write_pairs(tmp_path / "pairs")
+    real = load_pairs(tmp_path / "pairs")
+    assert [it.name for it in real] == ["image_0.png", "image_1.png", "image_2.png"]
+    s = BatchSampler(Preprocessing(), tile=64, real=real, real_fraction=0.5, seed=1)
+    x1, y1 = s.batch(5, 3)
+    x2, y2 = s.batch(5, 3)
+    x3, _ = s.batch(6, 3)
+    np.testing.assert_array_equal(x1, x2)
+    np.testing.assert_array_equal(y1, y2)
+    assert not np.array_equal(x1, x3)
+    assert x1.shape == (3, 1, 64, 64) and x1.dtype == np.float32
+    assert 0.0 <= x1.min() and x1.max() <= 1.0
+    assert set(np.unique(y1)) <= {0.0, 1.0}
+
+
+def test_msaem_split_is_by_number() -> None:
+    from antema_fast.train.data import LabelledImage
+
+    items = [
+        LabelledImage(f"image_{i}.png", np.zeros((2, 2), np.float32), np.zeros((2, 2), bool))
+        for i in range(20)
+    ]
+    tr, va = split_msaem(items)
+    assert [it.name for it in va] == [f"image_{i}.png" for i in range(15, 20)]
+    assert len(tr) == 15
+
+
+def test_train_checkpoint_resume_export(tmp_path: Path) -> None:
+    import onnx
+    import onnxruntime as ort
+
+    _write_pairs(tmp_path / "pairs")
+    out = tmp_path / "run"
+    # uninterrupted reference: 4 steps
+    ref = Trainer(_cfg(tmp_path / "ref", [str(tmp_path / "pairs")], 4), log=io.StringIO())
+    ref.run()
+    # interrupted run: stops after 2 of 4 steps; a new Trainer resumes from the checkpoint
+    half = Trainer(_cfg(out, [str(tmp_path / "pairs")], 4), log=io.StringIO())
+    half.run(until_step=2)
+    assert not (out / "antema-unet.onnx").exists()
+    assert (out / "checkpoint.pt").exists()
+    resumed = Trainer(_cfg(out, [str(tmp_path / "pairs")], 4), log=io.StringIO())
+    assert resumed.step == 2
+    resumed.run()
+    assert resumed.step == 4
+    for k, v in ref.model.state_dict().items():
+        if v.dtype.is_floating_point:
+            torch.testing.assert_close(resumed.model.state_dict()[k], v, rtol=1e-4, atol=1e-5)
+
+    path = out / "antema-unet.onnx"
+    assert path.exists() and (out / "antema-unet.fp16.onnx").exists()
+    model = onnx.load(str(path))
+    assert model.opset_import[0].version >= 17
+    meta = {p.key: p.value for p in model.metadata_props}
+    for key in (
+        META_NAME,
+        META_VERSION,
+        META_PREPROCESSING,
+        META_PAD_MULTIPLE,
+        META_PIXEL_SIZE_NM,
+        META_METRICS,
+        META_TRAINING,
+        META_THRESHOLD,
+    ):
+        assert key in meta, key
+    assert meta[META_PIXEL_SIZE_NM] == "null"
+    assert Preprocessing.from_json(meta[META_PREPROCESSING]) == resumed.pre
+    assert int(meta[META_PAD_MULTIPLE]) == 32
+    assert json.loads(meta[META_TRAINING])["steps_done"] == 4
+    # dynamic batch / height / width; ORT matches torch within 1e-4
+    rng = np.random.default_rng(0)
+    for shape in ((1, 1, 64, 64), (2, 1, 96, 128)):
+        x = rng.random(shape).astype(np.float32)
+        assert onnx_matches_torch(resumed.model.eval(), path, x, atol=1e-4) <= 1e-4
+    sess = ort.InferenceSession(
+        str(out / "antema-unet.fp16.onnx"), providers=["CPUExecutionProvider"]
+    )
+    x = rng.random((1, 1, 64, 96)).astype(np.float32)
+    p16 = sess.run([OUTPUT_NAME], {INPUT_NAME: x})[0]
+    p32 = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(
+        [OUTPUT_NAME], {INPUT_NAME: x}
+    )[0]
+    assert p16.dtype == np.float32 and p16.shape == (1, 1, 64, 96)
+    assert float(np.abs(p16 - p32).max()) < 2e-2
+
+
+def test_evaluate_model_reports_paper_and_instance_metrics(tmp_path: Path) -> None:
+    from antema_fast.train.evaluate import evaluate_model, to_json
+
+    _write_pairs(tmp_path / "pairs", 2)
+    cfg = _cfg(tmp_path / "run", [], 2)
+    t = Trainer(cfg, log=io.StringIO())
+    t.run()
+    rep = evaluate_model(
+        tmp_path / "run" / "antema-unet.onnx",
+        synthetic_per_regime=1,
+        synthetic_tile=64,
+        real_folder=tmp_path / "pairs",
+        timing_size=64,
+        timing_repeats=1,
+        threads=1,
+    )
+    for key in ("global_accuracy", "class_accuracy", "iou", "dice", "confusion", "instance"):
+        assert key in rep["real"]
+    assert set(rep["synthetic"]) == {"tem", "hrtem", "haadf", "ultrasmall", "lowdose", "all"}
+    assert rep["timing"]["seconds_median"] > 0
+    json.loads(to_json(rep))
