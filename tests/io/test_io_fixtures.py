@@ -349,6 +349,13 @@ def test_big_endian_tiff_gives_native_byte_order(tmp_path: pathlib.Path) -> None
     np.testing.assert_array_equal(m.data, data)
 
 
+def test_miniswhite_tiff_is_inverted_to_minisblack(tmp_path: pathlib.Path) -> None:
+    data = _image((5, 6), "uint8")
+    f = tmp_path / "white.tif"
+    tifffile.imwrite(f, data, photometric="miniswhite")
+    np.testing.assert_array_equal(read(f, pixel_size_nm=1.0).data, 255 - data)
+
+
 def test_tiff_named_dm3_is_read_by_content(tmp_path: pathlib.Path) -> None:
     f = tmp_path / "liar.dm3"
     tifffile.imwrite(f, _image((7, 7), "uint8"), resolution=(1e7, 1e7), resolutionunit="CENTIMETER")

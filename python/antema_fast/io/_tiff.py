@@ -298,10 +298,11 @@ def _generic_metadata(page: Any) -> dict[str, Any]:
 
 def _page_reader(tf: Any, page: Any) -> np.ndarray:
     a = page.asarray()
-    if getattr(page, "planarconfig", 1) == 2 and a.ndim == 3:
+    key = getattr(page, "keyframe", None) or page  # a TiffFrame shares its keyframe's tags
+    if int(getattr(key, "planarconfig", 1)) == 2 and a.ndim == 3:
         a = np.moveaxis(a, 0, -1)
-    if int(getattr(page, "photometric", 1)) == 3:  # palette
-        cmap = page.colormap
+    if int(getattr(key, "photometric", 1)) == 3:  # palette
+        cmap = key.colormap
         if cmap is not None:
             # A grey ramp palette is a greyscale image. Zeiss SEM palettes reserve a few
             # entries for coloured annotations (the data bar): when at most 1 % of the pixels
@@ -319,7 +320,7 @@ def _page_reader(tf: Any, page: Any) -> np.ndarray:
                     return (lut // 257).astype(np.uint8)[a]
                 return lut.astype(np.uint16)[a]
             return np.moveaxis(cmap[:, a].astype(np.uint16), 0, -1)
-    if int(getattr(page, "photometric", 1)) == 0 and a.dtype.kind == "u":  # MINISWHITE
+    if int(getattr(key, "photometric", 1)) == 0 and a.dtype.kind == "u":  # MINISWHITE
         a = np.iinfo(a.dtype).max - a
     return a
 
