@@ -356,6 +356,31 @@ def test_miniswhite_tiff_is_inverted_to_minisblack(tmp_path: pathlib.Path) -> No
     np.testing.assert_array_equal(read(f, pixel_size_nm=1.0).data, 255 - data)
 
 
+def test_deflate_tiff(tmp_path: pathlib.Path) -> None:
+    data = _image((8, 8), "uint16")
+    f = tmp_path / "zlib.tif"
+    tifffile.imwrite(f, data, compression="zlib")
+    np.testing.assert_array_equal(read(f, pixel_size_nm=1.0).data, data)
+
+
+def _has_imagecodecs() -> bool:
+    try:
+        import imagecodecs  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(_has_imagecodecs(), reason="imagecodecs is installed, LZW would decode")
+def test_codec_that_needs_imagecodecs_is_named(tmp_path: pathlib.Path) -> None:
+    g = tmp_path / "lzw.tif"
+    tifffile.imwrite(g, _image((8, 8), "uint16"))
+    with tifffile.TiffFile(g, mode="r+b") as t:
+        t.pages[0].tags["Compression"].overwrite(5)  # claim LZW, a codec tifffile delegates
+    with pytest.raises(ReadError, match=r"lzw\.tif: .*needs the optional package 'imagecodecs'"):
+        read(g, pixel_size_nm=1.0)
+
+
 def test_tiff_named_dm3_is_read_by_content(tmp_path: pathlib.Path) -> None:
     f = tmp_path / "liar.dm3"
     tifffile.imwrite(f, _image((7, 7), "uint8"), resolution=(1e7, 1e7), resolutionunit="CENTIMETER")

@@ -43,6 +43,12 @@ def _translated(path: pathlib.Path, what: str) -> Iterator[None]:
         raise
     except Exception as exc:  # noqa: BLE001 - every reader failure must become a ReadError
         detail = str(exc).strip() or type(exc).__name__
+        if "imagecodecs" in detail:
+            raise ReadError(
+                f"{path}: its pixel data are compressed with a codec that needs the optional "
+                f"package 'imagecodecs' ({detail}); install it (pip install imagecodecs) or "
+                "save the file uncompressed"
+            ) from exc
         raise ReadError(
             f"{path}: could not be read as {what} ({type(exc).__name__}: {detail}); the file "
             "may be truncated or damaged"
