@@ -353,7 +353,12 @@ def _series_signal(tf: Any, path: pathlib.Path, k: int, series: Any) -> Signal:
             return _page_reader(tf, frame_pages[i])
 
         signal.read_frame = read_page
-    elif series.dataoffset is not None:
+    elif (
+        series.dataoffset is not None
+        and int(getattr(page0, "photometric", 1)) in (1, 2)
+        and int(getattr(page0, "planarconfig", 1)) == 1
+    ):
+        # contiguous, uncompressed frames without IFDs of their own (ImageJ stacks > 4 GB)
         dtype = np.dtype(series.dtype).newbyteorder(tf.byteorder)
         frame_shape = signal.shape
         nbytes = int(np.prod(frame_shape)) * dtype.itemsize
