@@ -92,6 +92,123 @@ inline void fill_all_holes(std::vector<std::uint8_t>& bm, int rows, int cols) {
     }
 }
 
+struct HoleScratch {
+    std::vector<std::uint8_t> state;  // 0 unvisited, 1 outside, 2 hole (visited)
+    std::vector<std::size_t> stack, region;
+};
+
+struct HoleReport {
+    std::int64_t filled = 0;     // pixels added to the area
+    std::int64_t remaining = 0;  // holes of the area after filling
+    bool merged = false;         // a filled background piece may join two areas
+};
+
+// Holes of area `id` (4-connected non-area regions of its bounding box that do not reach the
+// box's edge). A hole that holds only background and has fewer than min_area pixels is filled
+// (m = 1, labels = id). A hole around another area keeps counting as a hole of this one; its own
+// background pieces smaller than min_area are filled too (they are holes of the mask), which
+// may join areas, reported through `merged`.
+inline HoleReport fill_small_holes(std::uint8_t* m, std::int32_t* labels, int cols, std::int32_t id,
+                                   const ComponentStats& s, std::int64_t min_area,
+                                   HoleScratch& hs) {
+    HoleReport rep;
+    const int h = s.row_max - s.row_min + 1, w = s.col_max - s.col_min + 1;
+    if (h < 3 || w < 3) return rep;
+    const std::size_t W = static_cast<std::size_t>(cols);
+    const std::size_t n = static_cast<std::size_t>(h) * static_cast<std::size_t>(w);
+    hs.state.assign(n, 0);
+    auto at = [&](int r, int c) -> std::int32_t& {
+        return labels[static_cast<std::size_t>(r + s.row_min) * W + (c + s.col_min)];
+    };
+    // Marks with `mark` the 4-connected region of unvisited non-area pixels around `start`.
+    auto flood = [&](std::size_t start, std::uint8_t mark) {
+        hs.region.clear();
+        hs.stack.assign(1, start);
+        hs.state[start] = mark;
+        while (!hs.stack.empty()) {
+            const std::size_t i = hs.stack.back();
+            hs.stack.pop_back();
+            hs.region.push_back(i);
+            const int r = static_cast<int>(i / w), c = static_cast<int>(i % w);
+            const int nr[4] = {r - 1, r + 1, r, r};
+            const int nc[4] = {c, c, c - 1, c + 1};
+            for (int k = 0; k < 4; ++k) {
+                if (nr[k] < 0 || nc[k] < 0 || nr[k] >= h || nc[k] >= w) continue;
+                const std::size_t j = static_cast<std::size_t>(nr[k]) * w + nc[k];
+                if (hs.state[j] != 0 || at(nr[k], nc[k]) == id) continue;
+                hs.state[j] = mark;
+                hs.stack.push_back(j);
+            }
+        }
+    };
+    for (int r = 0; r < h; ++r) {
+        for (int c = 0; c < w; ++c) {
+            if (r != 0 && r != h - 1 && c != 0 && c != w - 1) continue;
+            const std::size_t i = static_cast<std::size_t>(r) * w + c;
+            if (hs.state[i] == 0 && at(r, c) != id) flood(i, 1);
+        }
+    }
+    std::vector<std::size_t> hole;
+    for (std::size_t i0 = 0; i0 < n; ++i0) {
+        const int r0 = static_cast<int>(i0 / w), c0 = static_cast<int>(i0 % w);
+        if (hs.state[i0] != 0 || at(r0, c0) == id) continue;
+        flood(i0, 2);
+        hole = hs.region;
+        bool other = false;
+        for (const std::size_t i : hole) {
+            other = other || at(static_cast<int>(i / w), static_cast<int>(i % w)) != 0;
+        }
+        if (!other) {
+            if (static_cast<std::int64_t>(hole.size()) < min_area) {
+                for (const std::size_t i : hole) {
+                    const int r = static_cast<int>(i / w) + s.row_min;
+                    const int c = static_cast<int>(i % w) + s.col_min;
+                    labels[static_cast<std::size_t>(r) * W + c] = id;
+                    m[static_cast<std::size_t>(r) * W + c] = 1;
+                }
+                rep.filled += static_cast<std::int64_t>(hole.size());
+            } else {
+                ++rep.remaining;
+            }
+            continue;
+        }
+        ++rep.remaining;  // a hole around another area stays a hole of this one
+        for (const std::size_t i : hole) hs.state[i] = 3;  // background pieces: revisit as 3
+        for (const std::size_t i : hole) {
+            const int r = static_cast<int>(i / w), c = static_cast<int>(i % w);
+            if (hs.state[i] != 3 || at(r, c) != 0) continue;
+            // flood this background piece (4-connected, background only) marking 4
+            hs.region.clear();
+            hs.stack.assign(1, i);
+            hs.state[i] = 4;
+            while (!hs.stack.empty()) {
+                const std::size_t k = hs.stack.back();
+                hs.stack.pop_back();
+                hs.region.push_back(k);
+                const int kr = static_cast<int>(k / w), kc = static_cast<int>(k % w);
+                const int nr[4] = {kr - 1, kr + 1, kr, kr};
+                const int nc[4] = {kc, kc, kc - 1, kc + 1};
+                for (int q = 0; q < 4; ++q) {
+                    if (nr[q] < 0 || nc[q] < 0 || nr[q] >= h || nc[q] >= w) continue;
+                    const std::size_t j = static_cast<std::size_t>(nr[q]) * w + nc[q];
+                    if (hs.state[j] != 3 || at(nr[q], nc[q]) != 0) continue;
+                    hs.state[j] = 4;
+                    hs.stack.push_back(j);
+                }
+            }
+            if (static_cast<std::int64_t>(hs.region.size()) < min_area) {
+                for (const std::size_t k : hs.region) {
+                    const int rr = static_cast<int>(k / w) + s.row_min;
+                    const int cc = static_cast<int>(k % w) + s.col_min;
+                    m[static_cast<std::size_t>(rr) * W + cc] = 1;
+                }
+                rep.merged = true;
+            }
+        }
+    }
+    return rep;
+}
+
 inline Piece excluded_stats(const ComponentStats& s, Reason why) {
     return dropped_component(s, why);
 }
@@ -119,41 +236,53 @@ inline FrameResult postprocess_frame(const std::uint8_t* mask, int rows, int col
     for (std::size_t i = 0; i < n; ++i) m[i] = mask[i] ? 1 : 0;
     std::vector<std::int32_t> lab(n);
 
-    // Step 4: despeckle and fill small holes.
+    // Step 4: despeckle and fill small holes. Each enclosed background component is a hole of
+    // exactly one 8-connected area (its border is 8-connected), so holes are found per area on
+    // the area's bounding box instead of labelling the whole background.
+    LabelResult lr = label_into(m.data(), rows, cols, 8, lab.data());
+    std::vector<std::uint8_t> is_speck(static_cast<std::size_t>(lr.count) + 1, 0);
+    for (std::int32_t id = 1; id <= lr.count; ++id) {
+        const ComponentStats& s = lr.stats[static_cast<std::size_t>(id - 1)];
+        if (s.area >= p.min_area) continue;
+        is_speck[static_cast<std::size_t>(id)] = 1;
+        out.excluded.push_back(detail::excluded_stats(s, Reason::speck));
+        out.excluded_area_id.push_back(-1);
+        for (int r = s.row_min; r <= s.row_max; ++r) {
+            for (int c = s.col_min; c <= s.col_max; ++c) {
+                const std::size_t i = static_cast<std::size_t>(r) * W + c;
+                if (lab[i] == id) {
+                    lab[i] = 0;
+                    m[i] = 0;
+                }
+            }
+        }
+    }
+    std::vector<std::int64_t> holes(static_cast<std::size_t>(lr.count) + 1, 0);
+    bool merged = false;  // a filled gap joined two areas: relabel (rare: nested particles)
     {
-        const LabelResult lr = label_into(m.data(), rows, cols, 8, lab.data());
-        std::vector<std::uint8_t> remove(static_cast<std::size_t>(lr.count) + 1, 0);
-        bool any = false;
+        detail::HoleScratch hs;
         for (std::int32_t id = 1; id <= lr.count; ++id) {
-            const ComponentStats& s = lr.stats[static_cast<std::size_t>(id - 1)];
-            if (s.area < p.min_area) {
-                remove[static_cast<std::size_t>(id)] = 1;
-                any = true;
-                out.excluded.push_back(detail::excluded_stats(s, Reason::speck));
-                out.excluded_area_id.push_back(-1);
-            }
+            if (is_speck[static_cast<std::size_t>(id)]) continue;
+            ComponentStats& s = lr.stats[static_cast<std::size_t>(id - 1)];
+            const detail::HoleReport hr =
+                detail::fill_small_holes(m.data(), lab.data(), cols, id, s, p.min_area, hs);
+            s.area += hr.filled;
+            holes[static_cast<std::size_t>(id)] = hr.remaining;
+            merged = merged || hr.merged;
         }
-        if (any) {
-            for (std::size_t i = 0; i < n; ++i) {
-                if (lab[i] && remove[static_cast<std::size_t>(lab[i])]) m[i] = 0;
-            }
+    }
+    // Renumber the areas 1..count without the specks (or relabel after a merge).
+    std::vector<std::int32_t> area_ids;
+    if (merged) {
+        lr = label_into(m.data(), rows, cols, 8, lab.data());
+        holes.assign(static_cast<std::size_t>(lr.count) + 1, 0);
+        for (std::int32_t id = 1; id <= lr.count; ++id) {
+            area_ids.push_back(id);
+            holes[static_cast<std::size_t>(id)] = lr.stats[static_cast<std::size_t>(id - 1)].holes();
         }
-        std::vector<std::uint8_t> bg(n);
-        for (std::size_t i = 0; i < n; ++i) bg[i] = !m[i];
-        const LabelResult br = label_into(bg.data(), rows, cols, 4, lab.data());
-        std::vector<std::uint8_t> fill(static_cast<std::size_t>(br.count) + 1, 0);
-        any = false;
-        for (std::int32_t id = 1; id <= br.count; ++id) {
-            const ComponentStats& s = br.stats[static_cast<std::size_t>(id - 1)];
-            if (!s.touches_border && s.area < p.min_area) {
-                fill[static_cast<std::size_t>(id)] = 1;
-                any = true;
-            }
-        }
-        if (any) {
-            for (std::size_t i = 0; i < n; ++i) {
-                if (lab[i] && fill[static_cast<std::size_t>(lab[i])]) m[i] = 1;
-            }
+    } else {
+        for (std::int32_t id = 1; id <= lr.count; ++id) {
+            if (!is_speck[static_cast<std::size_t>(id)]) area_ids.push_back(id);
         }
     }
 
@@ -165,13 +294,12 @@ inline FrameResult postprocess_frame(const std::uint8_t* mask, int rows, int col
         double convexity;
     };
     std::vector<Candidate> cand;
-    const LabelResult lr = label_into(m.data(), rows, cols, 8, lab.data());
-    out.n_areas = lr.count;
+    out.n_areas = static_cast<std::int32_t>(area_ids.size());
     const UecsParams up{p.min_marker_area, p.threshold};
     std::vector<std::uint8_t> crop;
-    for (std::int32_t id = 1; id <= lr.count; ++id) {
+    for (std::int32_t aid = 0; aid < out.n_areas; ++aid) {
+        const std::int32_t id = area_ids[static_cast<std::size_t>(aid)];
         const ComponentStats& s = lr.stats[static_cast<std::size_t>(id - 1)];
-        const std::int32_t aid = id - 1;
         const int h = s.row_max - s.row_min + 1, w = s.col_max - s.col_min + 1;
         crop.assign(static_cast<std::size_t>(h) * static_cast<std::size_t>(w), 0);
         for (int r = s.row_min; r <= s.row_max; ++r) {
@@ -202,7 +330,7 @@ inline FrameResult postprocess_frame(const std::uint8_t* mask, int rows, int col
             cand.push_back({whole(), false, aid, conv});
             continue;
         }
-        if (s.holes() > p.max_holes) {
+        if (holes[static_cast<std::size_t>(id)] > p.max_holes) {
             out.excluded.push_back(detail::excluded_stats(s, Reason::too_many_holes));
             out.excluded_area_id.push_back(aid);
             continue;

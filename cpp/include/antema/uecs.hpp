@@ -19,9 +19,8 @@
 // Regrow. Each marker independently, at most n = erosion count steps, step j with the square
 // (j even) or the cross (j odd): D = closing_cross(dilate(M)); R = D \ M; M |= R & A; after a
 // square step stop when R & A is empty or smaller than 25 % of R. A regrown particle that is
-// still non-convex is dropped (`regrown_non_convex`). Regrowth runs in a window around the
-// marker that D can never reach the inner edges of (2 n + 3 px), which gives exactly the result
-// on the whole crop.
+// still non-convex is dropped (`regrown_non_convex`). Each regrowth step works on the marker's
+// bounding box grown by 3 px, which D never leaves, so the result is that of the whole crop.
 //
 // Morphology conventions: morphology.hpp. Convexity and solidity: shape.hpp (SPEC section 2).
 // Minor axis length: MATLAB's, 4 * sqrt(lambda_min + 1/12) of the pixel coordinates' covariance.
@@ -187,49 +186,80 @@ inline Piece dropped_component(const ComponentStats& s, Reason why) {
     return p;
 }
 
+struct RegrowScratch {
+    std::vector<std::uint8_t> full;  // crop-sized marker canvas, all zero between markers
+    std::vector<std::uint8_t> m, a, d1, d2, tmp;
+};
+
 // Regrows a marker (tight bitmap `mk` of size mh x mw at r0, c0 of the crop) inside `area` and
-// returns the regrown particle as a Piece in crop coordinates.
+// returns the regrown particle as a Piece in crop coordinates. Each step works on the marker's
+// bounding box grown by 3 px (clipped to the crop): D = closing(dilation(M)) lies within 2 px of
+// M's box, so the result equals the computation on the whole crop.
 inline Piece regrow(const std::vector<std::uint8_t>& mk, int r0, int c0, int mh, int mw,
-                    const std::uint8_t* area, int rows, int cols, int count) {
-    const int margin = 2 * count + 3;
-    const int wr0 = std::max(0, r0 - margin), wc0 = std::max(0, c0 - margin);
-    const int wr1 = std::min(rows - 1, r0 + mh - 1 + margin);
-    const int wc1 = std::min(cols - 1, c0 + mw - 1 + margin);
-    const int h = wr1 - wr0 + 1, w = wc1 - wc0 + 1;
-    const std::size_t n = static_cast<std::size_t>(h) * static_cast<std::size_t>(w);
+                    const std::uint8_t* area, int rows, int cols, int count, RegrowScratch& s) {
     const std::size_t W = static_cast<std::size_t>(cols);
-    std::vector<std::uint8_t> m(n, 0), a(n), d1(n), d2(n), tmp(n);
-    for (int r = 0; r < h; ++r) {
-        for (int c = 0; c < w; ++c) {
-            a[static_cast<std::size_t>(r) * w + c] =
-                area[static_cast<std::size_t>(r + wr0) * W + (c + wc0)] ? 1 : 0;
-        }
-    }
+    s.full.resize(static_cast<std::size_t>(rows) * W, 0);
     for (int r = 0; r < mh; ++r) {
         for (int c = 0; c < mw; ++c) {
-            m[static_cast<std::size_t>(r + r0 - wr0) * w + (c + c0 - wc0)] =
+            s.full[static_cast<std::size_t>(r + r0) * W + (c + c0)] =
                 mk[static_cast<std::size_t>(r) * mw + c];
         }
     }
+    int br0 = r0, bc0 = c0, br1 = r0 + mh - 1, bc1 = c0 + mw - 1;  // marker box
     for (int j = 0; j < count; ++j) {
         const bool square = j % 2 == 0;
-        dilate(m.data(), d1.data(), h, w, square ? Element::square2 : Element::cross3);
-        close_cross(d1.data(), d2.data(), tmp.data(), h, w);
+        const int wr0 = std::max(0, br0 - 3), wc0 = std::max(0, bc0 - 3);
+        const int wr1 = std::min(rows - 1, br1 + 3), wc1 = std::min(cols - 1, bc1 + 3);
+        const int h = wr1 - wr0 + 1, w = wc1 - wc0 + 1;
+        const std::size_t n = static_cast<std::size_t>(h) * static_cast<std::size_t>(w);
+        s.m.resize(n);
+        s.a.resize(n);
+        s.d1.resize(n);
+        s.d2.resize(n);
+        s.tmp.resize(n);
+        for (int r = 0; r < h; ++r) {
+            const std::size_t src = static_cast<std::size_t>(r + wr0) * W + wc0;
+            std::copy(s.full.begin() + static_cast<std::ptrdiff_t>(src),
+                      s.full.begin() + static_cast<std::ptrdiff_t>(src + w),
+                      s.m.begin() + static_cast<std::ptrdiff_t>(r) * w);
+            for (int c = 0; c < w; ++c) {
+                s.a[static_cast<std::size_t>(r) * w + c] = area[src + c] ? 1 : 0;
+            }
+        }
+        dilate(s.m.data(), s.d1.data(), h, w, square ? Element::square2 : Element::cross3);
+        close_cross(s.d1.data(), s.d2.data(), s.tmp.data(), h, w);
         std::int64_t ring = 0, accepted = 0;
-        for (std::size_t i = 0; i < n; ++i) {
-            if (d2[i] && !m[i]) {
+        for (int r = 0; r < h; ++r) {
+            for (int c = 0; c < w; ++c) {
+                const std::size_t i = static_cast<std::size_t>(r) * w + c;
+                if (!s.d2[i] || s.m[i]) continue;
                 ++ring;
-                if (a[i]) {
-                    ++accepted;
-                    m[i] = 1;
-                }
+                if (!s.a[i]) continue;
+                ++accepted;
+                s.full[static_cast<std::size_t>(r + wr0) * W + (c + wc0)] = 1;
+                br0 = std::min(br0, r + wr0);
+                br1 = std::max(br1, r + wr0);
+                bc0 = std::min(bc0, c + wc0);
+                bc1 = std::max(bc1, c + wc0);
             }
         }
         if (square && (accepted == 0 || 4 * accepted < ring)) break;
     }
-    Piece p = piece_of(m.data(), h, w, /*keep_bitmap=*/true);
-    p.row0 += wr0;
-    p.col0 += wc0;
+    Piece p;
+    p.row0 = br0;
+    p.col0 = bc0;
+    p.rows = br1 - br0 + 1;
+    p.cols = bc1 - bc0 + 1;
+    p.bitmap.assign(static_cast<std::size_t>(p.rows) * p.cols, 0);
+    for (int r = br0; r <= br1; ++r) {
+        for (int c = bc0; c <= bc1; ++c) {
+            std::uint8_t& v = s.full[static_cast<std::size_t>(r) * W + c];
+            if (!v) continue;
+            p.bitmap[static_cast<std::size_t>(r - br0) * p.cols + (c - bc0)] = 1;
+            ++p.area;
+            v = 0;  // leave the canvas clean for the next marker
+        }
+    }
     return p;
 }
 
@@ -322,9 +352,10 @@ inline SeparationResult uecs(const std::uint8_t* area, int rows, int cols, const
         unchanged = (x == y) ? unchanged + 1 : 0;
         std::swap(e, y);
     }
+    detail::RegrowScratch scratch;
     for (Marker& mk : markers) {
-        Piece piece =
-            detail::regrow(mk.bitmap, mk.r0, mk.c0, mk.h, mk.w, a.data(), rows, cols, mk.count);
+        Piece piece = detail::regrow(mk.bitmap, mk.r0, mk.c0, mk.h, mk.w, a.data(), rows, cols,
+                                     mk.count, scratch);
         piece.erosions = mk.count;
         if (detail::image_convex(piece.bitmap.data(), piece.rows, piece.cols, p.threshold)) {
             out.particles.push_back(std::move(piece));
