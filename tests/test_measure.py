@@ -434,3 +434,20 @@ def test_particle_is_read_only_and_does_not_freeze_caller_array() -> None:
     out = np.zeros((3, 3), np.uint8)
     p.paste(out, 7)  # clipped to the array
     assert out.tolist() == [[0, 0, 0], [0, 7, 7], [0, 7, 7]]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_crop_level_functions_used_by_separation(seed: int) -> None:
+    """antema::perimeter / convex_image / convex_stats (shape.hpp) on multi-piece crops."""
+    rng = np.random.default_rng(200 + seed)
+    crop = random_blobs(rng, (40, 50), sigma=1.5, q=0.7)
+    c8 = crop.astype(np.uint8)
+    assert _core.perimeter(c8) == pytest.approx(perimeter_reference(crop), abs=1e-9)
+    ci = convex_image_bruteforce(crop)
+    assert np.array_equal(_core.convex_image(c8).astype(bool), ci)
+    s = _core.convex_stats(c8)
+    assert s["area"] == crop.sum() and s["convex_area"] == ci.sum()
+    assert s["convex_perimeter"] == pytest.approx(perimeter_reference(ci), abs=1e-9)
+    assert s["solidity"] == pytest.approx(crop.sum() / ci.sum())
+    assert _core.perimeter(np.zeros((3, 3), np.uint8)) == 0.0
+    assert not _core.convex_image(np.zeros((3, 3), np.uint8)).any()

@@ -117,6 +117,13 @@ py::dict convex_stats_py(const Mask& mask) {
     return d;
 }
 
+double perimeter_py(const Mask& mask) {
+    const auto [rows, cols] = shape2d(mask, "perimeter");
+    const std::uint8_t* m = mask.data();
+    py::gil_scoped_release release;
+    return antema::perimeter(m, rows, cols);
+}
+
 py::array_t<std::uint8_t> convex_image_py(const Mask& mask) {
     const auto [rows, cols] = shape2d(mask, "convex_image");
     const std::uint8_t* m = mask.data();
@@ -171,6 +178,8 @@ void register_measure(py::module_& m) {
           py::arg("image_cols"), "Measure particles given as concatenated crops.");
     m.def("convex_stats", &convex_stats_py, py::arg("mask").noconvert(),
           "Perimeter, convex perimeter, convexity, area, convex area, solidity of a crop.");
+    m.def("perimeter", &perimeter_py, py::arg("mask").noconvert(),
+          "MATLAB perimeter of the nonzero pixels of a crop (sum over 8-connected pieces).");
     m.def("convex_image", &convex_image_py, py::arg("mask").noconvert(), "Convex image of a crop (0/1).");
     m.def("hulls", &hulls_py, py::arg("mask").noconvert(),
           "(corner hull, edge-midpoint hull in doubled coordinates) of the nonzero pixels, as (k, 2) "
