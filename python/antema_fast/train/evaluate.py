@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,6 +67,11 @@ class OnnxSegmenter:
         return self.probability(image) > self.threshold
 
 
+def _nanmean_abs(values: Iterable[float]) -> float:
+    v = [abs(x) for x in values if math.isfinite(x)]
+    return float(np.mean(v)) if v else math.nan
+
+
 def _summ(counts: np.ndarray, inst: list[dict[str, float]]) -> dict[str, Any]:
     out: dict[str, Any] = dict(M.metrics_from_confusion(counts))
     tp = sum(d["tp"] for d in inst)
@@ -76,14 +81,8 @@ def _summ(counts: np.ndarray, inst: list[dict[str, float]]) -> dict[str, Any]:
         "precision": tp / (tp + fp) if tp + fp else math.nan,
         "recall": tp / (tp + fn) if tp + fn else math.nan,
         "f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else math.nan,
-        "mean_abs_diameter_rel_error": float(
-            np.nanmean([abs(d["mean_diameter_rel_error"]) for d in inst])
-        )
-        if inst
-        else math.nan,
-        "mean_abs_count_rel_error": float(np.nanmean([abs(d["count_rel_error"]) for d in inst]))
-        if inst
-        else math.nan,
+        "mean_abs_diameter_rel_error": _nanmean_abs(d["mean_diameter_rel_error"] for d in inst),
+        "mean_abs_count_rel_error": _nanmean_abs(d["count_rel_error"] for d in inst),
     }
     return out
 
@@ -175,6 +174,7 @@ def evaluate_model(
             inst_all += inst
         per["all"] = _summ(counts_all, inst_all)
         report["synthetic"] = per
+        report["synthetic_per_regime"] = synthetic_per_regime
     if real_folder is not None:
         items = load_pairs(real_folder)
         if real_names is not None:
