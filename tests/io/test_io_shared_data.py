@@ -448,6 +448,8 @@ def test_multi_signal_dm3_names_and_plot(shared_data: pathlib.Path) -> None:
     assert m.metadata["signals"] == ["HAADF", "Plot"]
     assert m.metadata["voltage_kV"] == pytest.approx(300.0)
     assert m.metadata["instrument"] == "FEI Tecnai Remote"
+    assert m.metadata["signal_choice"].startswith("read 'HAADF' (the first measurable image)")
+    assert "'Plot' is a 1-D signal" in m.metadata["signal_choice"]
     with pytest.raises(ReadError, match=r"signal 'Plot' is a 1-D signal"):
         read(f, signal="Plot")
 

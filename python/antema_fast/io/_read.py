@@ -267,6 +267,13 @@ class _Opened:
         md.update(self.container.metadata)
         md.update(self.signal.metadata)
         md["signals"] = [s.name for s in self.container.signals]
+        if len(self.container.signals) > 1:
+            others = "; ".join(_describe(s) for s in self.container.signals if s is not self.signal)
+            how = "requested" if signal is not None else "the first measurable image"
+            md["signal_choice"] = (
+                f"read {self.signal.name!r} ({how}); the file also holds: {others}. "
+                "Pass signal=<name or index> to read another."
+            )
         if user is not None and self.signal.calibration is not None:
             c = self.signal.calibration
             md["file_pixel_size_nm"] = (c.x_nm, c.y_nm)
