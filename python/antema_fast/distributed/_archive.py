@@ -188,12 +188,31 @@ def _open_client(
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             raise ValueError(f"analyze_archive: {name}: expected an integer ≥ 1, got {v!r}")
     with (
+        _local_worker_environment(),
         distributed.LocalCluster(
             n_workers=n_workers, threads_per_worker=tpw, processes=True, dashboard_address=":0"
         ) as cluster,
         distributed.Client(cluster) as c,
     ):
         yield c
+
+
+@contextlib.contextmanager
+def _local_worker_environment() -> Iterator[None]:
+    """Spawn the embedded cluster's workers without ``MALLOC_TRIM_THRESHOLD_``.
+
+    Dask sets it (65536) to hand freed memory back to the OS; it also pins glibc's mmap
+    threshold, so every large temporary array is mapped and unmapped again. On this pipeline
+    (1024² images) that made each image about 1.5× slower (bench/README.md); the thread
+    variables Dask sets (``OMP_NUM_THREADS=1`` …) are kept. Clusters given by address or client
+    are left as they are.
+    """
+    import dask
+
+    env = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}) or {})
+    env.pop("MALLOC_TRIM_THRESHOLD_", None)
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": env}):
+        yield
 
 
 def _dashboard(client: Client, local: bool) -> str | None:

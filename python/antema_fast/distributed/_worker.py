@@ -90,6 +90,9 @@ class SegmenterPlugin(WorkerPlugin):
         self.threads_by_host = dict(threads_by_host)
 
     def setup(self, worker: Any) -> None:
+        # import the pipeline now too, so that the first task does not pay for it
+        from .. import export, pipeline  # noqa: F401
+
         own = int(worker.state.nthreads)
         worker_segmenter(self.settings, self.threads_by_host.get(host_of(worker.address), own))
 
