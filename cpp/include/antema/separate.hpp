@@ -264,6 +264,7 @@ inline FrameResult postprocess_frame(const std::uint8_t* mask, int rows, int col
         for (std::int32_t id = 1; id <= lr.count; ++id) {
             if (is_speck[static_cast<std::size_t>(id)]) continue;
             ComponentStats& s = lr.stats[static_cast<std::size_t>(id - 1)];
+            if (s.holes() <= 0) continue;  // Euler number: no hole at all (most particles)
             const detail::HoleReport hr =
                 detail::fill_small_holes(m.data(), lab.data(), cols, id, s, p.min_area, hs);
             s.area += hr.filled;
@@ -292,6 +293,7 @@ inline FrameResult postprocess_frame(const std::uint8_t* mask, int rows, int col
         bool separated;
         std::int32_t area_id;
         double convexity;
+        bool may_have_holes;
     };
     std::vector<Candidate> cand;
     out.n_areas = static_cast<std::int32_t>(area_ids.size());
@@ -327,7 +329,7 @@ inline FrameResult postprocess_frame(const std::uint8_t* mask, int rows, int col
             return pc;
         };
         if (p.method == Method::none) {
-            cand.push_back({whole(), false, aid, conv});
+            cand.push_back({whole(), false, aid, conv, holes[static_cast<std::size_t>(id)] > 0});
             continue;
         }
         if (holes[static_cast<std::size_t>(id)] > p.max_holes) {
@@ -336,7 +338,7 @@ inline FrameResult postprocess_frame(const std::uint8_t* mask, int rows, int col
             continue;
         }
         if (conv > p.threshold) {
-            cand.push_back({whole(), false, aid, conv});
+            cand.push_back({whole(), false, aid, conv, holes[static_cast<std::size_t>(id)] > 0});
             continue;
         }
         if (conv < p.min_convexity) {
@@ -350,7 +352,7 @@ inline FrameResult postprocess_frame(const std::uint8_t* mask, int rows, int col
         for (Piece& pc : sep.particles) {
             pc.row0 += s.row_min;
             pc.col0 += s.col_min;
-            cand.push_back({std::move(pc), true, aid, conv});
+            cand.push_back({std::move(pc), true, aid, conv, true});
         }
         for (Piece& pc : sep.dropped) {
             pc.row0 += s.row_min;
@@ -373,10 +375,12 @@ inline FrameResult postprocess_frame(const std::uint8_t* mask, int rows, int col
             out.excluded_area_id.push_back(cd.area_id);
             continue;
         }
-        detail::fill_all_holes(pc.bitmap, pc.rows, pc.cols);
-        std::int64_t a = 0;
-        for (const std::uint8_t v : pc.bitmap) a += v;
-        pc.area = a;
+        if (cd.may_have_holes) {
+            detail::fill_all_holes(pc.bitmap, pc.rows, pc.cols);
+            std::int64_t a = 0;
+            for (const std::uint8_t v : pc.bitmap) a += v;
+            pc.area = a;
+        }
         out.particles.push_back(std::move(pc));
         out.separated.push_back(cd.separated ? 1 : 0);
         out.area_id.push_back(cd.area_id);

@@ -188,7 +188,7 @@ inline Piece dropped_component(const ComponentStats& s, Reason why) {
 
 struct RegrowScratch {
     std::vector<std::uint8_t> full;  // crop-sized marker canvas, all zero between markers
-    std::vector<std::uint8_t> m, a, d1, d2, tmp;
+    std::vector<std::uint8_t> m, d1, d2, tmp;
 };
 
 // Regrows a marker (tight bitmap `mk` of size mh x mw at r0, c0 of the crop) inside `area` and
@@ -213,7 +213,6 @@ inline Piece regrow(const std::vector<std::uint8_t>& mk, int r0, int c0, int mh,
         const int h = wr1 - wr0 + 1, w = wc1 - wc0 + 1;
         const std::size_t n = static_cast<std::size_t>(h) * static_cast<std::size_t>(w);
         s.m.resize(n);
-        s.a.resize(n);
         s.d1.resize(n);
         s.d2.resize(n);
         s.tmp.resize(n);
@@ -222,9 +221,6 @@ inline Piece regrow(const std::vector<std::uint8_t>& mk, int r0, int c0, int mh,
             std::copy(s.full.begin() + static_cast<std::ptrdiff_t>(src),
                       s.full.begin() + static_cast<std::ptrdiff_t>(src + w),
                       s.m.begin() + static_cast<std::ptrdiff_t>(r) * w);
-            for (int c = 0; c < w; ++c) {
-                s.a[static_cast<std::size_t>(r) * w + c] = area[src + c] ? 1 : 0;
-            }
         }
         dilate(s.m.data(), s.d1.data(), h, w, square ? Element::square2 : Element::cross3);
         close_cross(s.d1.data(), s.d2.data(), s.tmp.data(), h, w);
@@ -234,7 +230,7 @@ inline Piece regrow(const std::vector<std::uint8_t>& mk, int r0, int c0, int mh,
                 const std::size_t i = static_cast<std::size_t>(r) * w + c;
                 if (!s.d2[i] || s.m[i]) continue;
                 ++ring;
-                if (!s.a[i]) continue;
+                if (!area[static_cast<std::size_t>(r + wr0) * W + (c + wc0)]) continue;
                 ++accepted;
                 s.full[static_cast<std::size_t>(r + wr0) * W + (c + wc0)] = 1;
                 br0 = std::min(br0, r + wr0);
