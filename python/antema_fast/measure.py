@@ -199,6 +199,18 @@ class Particle:
         object.__setattr__(self, "col0", int(self.col0))
         object.__setattr__(self, "separated", bool(self.separated))
 
+    @classmethod
+    def _trusted(
+        cls, row0: int, col0: int, bitmap: np.ndarray, separated: bool = False
+    ) -> Particle:
+        """Build without checks, for bitmaps made by the core (2-D, bool, read-only, non-empty)."""
+        p = object.__new__(cls)
+        object.__setattr__(p, "row0", row0)
+        object.__setattr__(p, "col0", col0)
+        object.__setattr__(p, "bitmap", bitmap)
+        object.__setattr__(p, "separated", separated)
+        return p
+
     @property
     def shape(self) -> tuple[int, int]:
         """Shape of the bitmap (rows, cols)."""
@@ -239,12 +251,14 @@ class Particle:
 def _particles_from_crops(crops: tuple[np.ndarray, ...], separated: bool = False) -> list[Particle]:
     buffer, offsets, shapes, origins = crops
     bits = buffer.view(np.bool_)
-    out = []
-    for i in range(len(shapes)):
-        h, w = int(shapes[i, 0]), int(shapes[i, 1])
-        bm = bits[offsets[i] : offsets[i + 1]].reshape(h, w)
-        out.append(Particle(int(origins[i, 0]), int(origins[i, 1]), bm, separated))
-    return out
+    bits.flags.writeable = False  # the slices below inherit it
+    off = offsets.tolist()
+    sh = shapes.tolist()
+    org = origins.tolist()
+    return [
+        Particle._trusted(org[i][0], org[i][1], bits[off[i] : off[i + 1]].reshape(sh[i]), separated)
+        for i in range(len(sh))
+    ]
 
 
 def particles_from_mask(mask: Any, connectivity: Connectivity = 2) -> list[Particle]:
