@@ -156,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n", type=int, default=40, help="number of micrographs (default 40)")
     ap.add_argument("--size", type=int, default=1024, help="image side in px (default 1024)")
     ap.add_argument("--workers", type=int, default=2, help="workers of the parallel run")
+    ap.add_argument("--repeat", type=int, default=3, help="runs of each mode; medians shown")
     ap.add_argument(
         "--backend",
         default=None,
@@ -170,6 +171,13 @@ def main(argv: list[str] | None = None) -> int:
         "--mb-per-image", type=float, default=8.0, help="input size per image, MB (2048² uint16)"
     )
     ap.add_argument("--storage-gbps", type=float, default=1.0, help="shared storage GB/s")
+    ap.add_argument(
+        "--task-core-s",
+        type=float,
+        nargs="*",
+        default=[1.0, 5.0],
+        help="also estimate with these core-seconds per image (default: 1 5)",
+    )
     ap.add_argument("--json", type=Path, default=None, help="also save the results here")
     args = ap.parse_args(argv)
 
@@ -198,46 +206,53 @@ def main(argv: list[str] | None = None) -> int:
         paths = make_archive(tmpdir / "archive", args.n, args.size)
         print(f"made {len(paths)} files in {time.perf_counter() - t0:.1f} s")
 
-        seconds, seq_times = run_sequential(tmpdir / "archive", tmpdir / "seq", settings, cores)
-        expected = read_dataset(tmpdir / "seq")
-        rate_seq = args.n / seconds
-        rows.append({"run": "sequential", "workers": 0, "wall_s": seconds, "startup_s": 0.0})
-
+        expected = None
         task_s = None
-        for workers in sorted({1, args.workers}):
-            out = tmpdir / f"dask{workers}"
-            t0 = time.perf_counter()
-            report = analyze_archive(
-                tmpdir / "archive",
-                out,
-                settings=settings,
-                n_workers=workers,
-                threads_per_worker=1,
-                images=False,
-                formats=(),
-                progress=False,
+        seq_times: list[float] = []
+        for rep in range(args.repeat):  # interleaved, so that a burst of load hits every mode
+            seconds, seq_times = run_sequential(
+                tmpdir / "archive", tmpdir / f"seq{rep}", settings, cores
             )
-            total = time.perf_counter() - t0
-            assert report.processed == args.n and report.failed == 0, report
-            pd.testing.assert_frame_equal(read_dataset(out), expected)
-            rows.append(
-                {
-                    "run": f"dask, {workers} worker{'s' if workers > 1 else ''}",
-                    "workers": workers,
-                    "wall_s": report.seconds,
-                    "startup_s": total - report.seconds,
-                }
-            )
-            if workers == args.workers:
-                index = pd.read_csv(out / "images.csv")
-                # core-seconds per image as the workers saw them (one task per core)
-                task_s = index["seconds"].to_numpy(dtype=float)
-                task_s = task_s * float(report.seconds * workers / max(task_s.sum(), 1e-9))
-    df = pd.DataFrame(rows)
+            if expected is None:
+                expected = read_dataset(tmpdir / f"seq{rep}")
+            rows.append({"run": "sequential", "workers": 0, "wall_s": seconds, "startup_s": 0.0})
+            for workers in sorted({1, args.workers}):
+                out = tmpdir / f"dask{workers}-{rep}"
+                t0 = time.perf_counter()
+                report = analyze_archive(
+                    tmpdir / "archive",
+                    out,
+                    settings=settings,
+                    n_workers=workers,
+                    threads_per_worker=1,
+                    images=False,
+                    formats=(),
+                    progress=False,
+                )
+                total = time.perf_counter() - t0
+                assert report.processed == args.n and report.failed == 0, report
+                pd.testing.assert_frame_equal(read_dataset(out), expected)
+                rows.append(
+                    {
+                        "run": f"dask, {workers} worker{'s' if workers > 1 else ''}",
+                        "workers": workers,
+                        "wall_s": report.seconds,
+                        "startup_s": total - report.seconds,
+                    }
+                )
+                if workers == args.workers:
+                    index = pd.read_csv(out / "images.csv")
+                    # core-seconds per image as the workers saw them (one task per core)
+                    t = index["seconds"].to_numpy(dtype=float)
+                    t = t * float(report.seconds * workers / max(t.sum(), 1e-9))
+                    task_s = t if task_s is None else np.concatenate([task_s, t])
+    runs = pd.DataFrame(rows)
+    df = runs.groupby(["run", "workers"], as_index=False, sort=False).median()
+    rate_seq = args.n / float(df.loc[df["workers"] == 0, "wall_s"].iloc[0])
     df["images_per_s"] = args.n / df["wall_s"]
     df["speedup"] = df["images_per_s"] / rate_seq
     df["efficiency"] = np.where(df["workers"] > 0, df["speedup"] / df["workers"].clip(lower=1), 1)
-    print()
+    print(f"\nmedian of {args.repeat} interleaved runs each:")
     print(df.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     eff = float(df.loc[df["workers"] == args.workers, "efficiency"].iloc[0])
 
@@ -252,27 +267,32 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(0)
     io_floor = args.archive * args.mb_per_image / 1e3 / args.storage_gbps
     est = []
-    for machines in (1, 2, 4, 8, 16, 32, 64, 128):
-        span = simulate(args.archive, machines, args.cores, task_s, overhead, rng)
-        span = max(span, io_floor)
-        core_h = machines * args.cores * span / 3600
-        est.append(
-            {
-                "machines": machines,
-                "cores": machines * args.cores,
-                "hours": span / 3600,
-                "images_per_s": args.archive / span,
-                "core_hours": core_h,
-                "cost_usd": core_h * args.price,
-                "io_bound": span <= io_floor * 1.0001,
-            }
-        )
+    # the measured distribution, and the same shape scaled to heavier per-image costs (a neural
+    # network on the CPU costs more than the threshold baseline)
+    for target in (mean_task, *args.task_core_s):
+        scaled = task_s * (target / mean_task)
+        for machines in (1, 2, 4, 8, 16, 32, 64, 128):
+            span = simulate(args.archive, machines, args.cores, scaled, overhead, rng)
+            span = max(span, io_floor)
+            core_h = machines * args.cores * span / 3600
+            est.append(
+                {
+                    "core_s_per_image": round(float(target), 3),
+                    "machines": machines,
+                    "cores": machines * args.cores,
+                    "hours": span / 3600,
+                    "images_per_s": args.archive / span,
+                    "core_hours": core_h,
+                    "cost_usd": core_h * args.price,
+                    "io_bound": bool(span <= io_floor * 1.0001),
+                }
+            )
     est_df = pd.DataFrame(est)
     print(
         f"\n{args.archive:,} images on M machines of {args.cores} cores (task times resampled "
-        f"from this run; scheduler {overhead * 1e3:.2f} ms/task; storage floor "
-        f"{io_floor / 3600:.2f} h at {args.storage_gbps} GB/s × {args.mb_per_image} MB/image; "
-        f"${args.price}/core-hour):"
+        f"from this run, and scaled to {args.task_core_s} core-s; scheduler "
+        f"{overhead * 1e3:.2f} ms/task; storage floor {io_floor / 3600:.2f} h at "
+        f"{args.storage_gbps} GB/s × {args.mb_per_image} MB/image; ${args.price}/core-hour):"
     )
     print(est_df.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     if args.json:
@@ -288,6 +308,7 @@ def main(argv: list[str] | None = None) -> int:
             "backend": seg.backend_name,
             "model": seg.model_name,
             "runs": df.to_dict(orient="records"),
+            "all_runs": runs.to_dict(orient="records"),
             "efficiency": eff,
             "task_core_s_mean": mean_task,
             "scheduler_overhead_s": overhead,
