@@ -62,6 +62,7 @@ inline FeretResult feret(const std::vector<IPoint>& h) {
         return out;
     }
 
+    // Angles are computed only for a new best or a tie (atan2 is the costly part).
     std::int64_t best_d2 = -1;
     auto consider = [&](std::size_t a, std::size_t b) {
         const std::int64_t dy = h[b].y - h[a].y, dx = h[b].x - h[a].x;
@@ -79,32 +80,40 @@ inline FeretResult feret(const std::vector<IPoint>& h) {
     std::int64_t best_c = -1, best_l = 1;
     std::size_t j = 1;
     for (std::size_t i = 0; i < m; ++i) {
-        const std::size_t i1 = (i + 1) % m;
+        const std::size_t i1 = i + 1 == m ? 0 : i + 1;
         auto area = [&](std::size_t k) { return cross(h[i], h[i1], h[k]); };
-        while (area((j + 1) % m) > area(j)) j = (j + 1) % m;
+        std::size_t jn = j + 1 == m ? 0 : j + 1;
+        std::int64_t aj = area(j), ajn = area(jn);
+        while (ajn > aj) {
+            j = jn;
+            aj = ajn;
+            jn = j + 1 == m ? 0 : j + 1;
+            ajn = area(jn);
+        }
         consider(i, j);
         consider(i1, j);
-        const std::size_t j1 = (j + 1) % m;
-        if (area(j1) == area(j)) {  // edge j -> j1 parallel to edge i -> i1
-            consider(i, j1);
-            consider(i1, j1);
+        if (ajn == aj) {  // edge j -> jn parallel to edge i -> i1
+            consider(i, jn);
+            consider(i1, jn);
         }
-        const std::int64_t c = area(j);
+        const std::int64_t c = aj;
         const std::int64_t ey = h[i1].y - h[i].y, ex = h[i1].x - h[i].x;
         const std::int64_t l = ey * ey + ex * ex;
-        const double ang = direction_angle_deg(-ex, ey);  // caliper: perpendicular to the edge
         if (best_c < 0) {
             best_c = c;
             best_l = l;
-            out.min_angle_deg = ang;
-        } else {
-            const detail::wide_int lhs = static_cast<detail::wide_int>(c) * c * best_l;
-            const detail::wide_int rhs = static_cast<detail::wide_int>(best_c) * best_c * l;
-            if (lhs < rhs || (lhs == rhs && ang < out.min_angle_deg)) {
-                best_c = c;
-                best_l = l;
-                out.min_angle_deg = ang;
-            }
+            out.min_angle_deg = direction_angle_deg(-ex, ey);  // caliper: perpendicular to the edge
+            continue;
+        }
+        const detail::wide_int lhs = static_cast<detail::wide_int>(c) * c * best_l;
+        const detail::wide_int rhs = static_cast<detail::wide_int>(best_c) * best_c * l;
+        if (lhs < rhs) {
+            best_c = c;
+            best_l = l;
+            out.min_angle_deg = direction_angle_deg(-ex, ey);
+        } else if (lhs == rhs) {
+            const double ang = direction_angle_deg(-ex, ey);
+            if (ang < out.min_angle_deg) out.min_angle_deg = ang;
         }
     }
     out.max = std::sqrt(static_cast<double>(best_d2));

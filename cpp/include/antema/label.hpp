@@ -80,7 +80,7 @@ inline void check_image_size(int rows, int cols, const char* who) {
 // Union-find over provisional labels; parent[0] is unused. Roots are the smallest label.
 class Equivalences {
 public:
-    Equivalences() { parent_.reserve(1024); parent_.push_back(0); }
+    Equivalences() { parent_.reserve(64); parent_.push_back(0); }
 
     std::int32_t make() {
         if (parent_.size() >= static_cast<std::size_t>(std::numeric_limits<std::int32_t>::max())) {
@@ -187,7 +187,7 @@ inline RunLabelling label_runs(const std::uint8_t* mask, int rows, int cols, int
     detail::Equivalences eq;
     std::vector<ComponentStats> st(1);  // indexed by provisional label
     std::vector<Run>& runs = out.runs;
-    runs.reserve(1024);
+    runs.reserve(std::min<std::size_t>(4096, 2 * static_cast<std::size_t>(rows)));
     std::size_t prev_begin = 0, prev_end = 0;  // runs of the previous row
     for (int r = 0; r < rows; ++r) {
         const std::uint8_t* m = mask + static_cast<std::size_t>(r) * w;
