@@ -14,6 +14,18 @@ Conventions
 
 A particle is its own mask (:class:`Particle`: a bitmap and its offset in the image), not a
 value of a label image, because separated particles may overlap one another.
+
+Degenerate shapes have defined values
+-------------------------------------
+* One pixel: perimeter 0, circularity NaN, Feret max √2·s at 45°, Feret min s at 0°, convex
+  area 1, convexity 1.0 (0/0 is taken as convex), solidity 1.0.
+* A straight one-pixel-wide line (any direction, the 2-pixel diagonal included): its convex
+  image is the line itself, so convexity = solidity = 1.0; Feret min is the caliper width of
+  the pixel squares (1 px, or √2 px across a diagonal), never 0.
+* A particle bitmap made of several 8-connected pieces: the perimeter is the sum of the pieces'
+  outer perimeters (MATLAB's regionprops would use only its first boundary); hull, Feret and
+  convex image are those of all its pixels.
+* Ties (a square's two diagonals, its two widths) resolve to the smallest angle.
 """
 
 from __future__ import annotations
