@@ -451,3 +451,17 @@ def test_crop_level_functions_used_by_separation(seed: int) -> None:
     assert s["solidity"] == pytest.approx(crop.sum() / ci.sum())
     assert _core.perimeter(np.zeros((3, 3), np.uint8)) == 0.0
     assert not _core.convex_image(np.zeros((3, 3), np.uint8)).any()
+
+
+def test_non_convex_flag_follows_the_threshold() -> None:
+    img = np.zeros((14, 14), bool)
+    img[2:12, 2:6] = True
+    img[8:12, 2:12] = True
+    img[1:4, 10:13] = True  # a convex square apart
+    t = measure(img, 1.0)
+    assert t.convexity.iloc[0] == pytest.approx(1.0) and t.convexity.iloc[1] < 0.95
+    assert t.non_convex.tolist() == [False, True]
+    low = regionprops_table(img, 1.0, convexity_threshold=0.0)
+    assert not low.non_convex.any()
+    with pytest.raises(ValueError, match="convexity_threshold"):
+        regionprops_table(img, 1.0, convexity_threshold=1.5)
