@@ -156,6 +156,10 @@ def test_rejects_conflicting_cluster_arguments(tmp_path: Path) -> None:
         analyze_archive(tmp_path, tmp_path / "o", scheduler="tcp://127.0.0.1:1", n_workers=2)
     with pytest.raises(ValueError, match="retries"):
         analyze_archive(tmp_path, tmp_path / "o", retries=-1)
+    with pytest.raises(ValueError, match="formats"):  # pictures go in the per-image folder
+        analyze_archive(tmp_path, tmp_path / "o", images=True, formats=())
+    with pytest.raises(ValueError, match="formats"):
+        analyze_archive(tmp_path, tmp_path / "o", formats=("csv", "docx"))
 
 
 # --------------------------------------------------------------------------------------------

@@ -359,9 +359,9 @@ def analyze_archive(
         Skip inputs whose outputs in ``outdir`` are complete (:func:`outputs_complete`).
     images : bool
         Write the per-image pictures of ``antema analyze``.
-    formats : sequence of str
+    formats : sequence of {"csv", "xlsx", "parquet"}
         Per-image table formats handed to ``export.write_image_outputs`` (the Parquet dataset
-        is always written).
+        is always written). Empty, with ``images=False``: no per-image folder at all.
     batch_size : int, optional
         Most tasks in flight at once; default four per worker thread. Inputs are listed and
         submitted as results come back, so the scheduler never holds the whole archive.
@@ -416,7 +416,9 @@ def analyze_archive(
         raise ValueError(f"batch_size: expected None or an integer ≥ 1, got {batch_size!r}")
     if sample is not None and (not isinstance(sample, str) or not sample.strip()):
         raise ValueError(f"sample: expected None or a non-empty name, got {sample!r}")
-    formats = tuple(formats)
+    from ..export import _check_formats
+
+    formats = _check_formats(formats, allow_empty=not images)
     out = Path(outdir).absolute()
     out.mkdir(parents=True, exist_ok=True)
     run_start = time.time()
@@ -473,18 +475,24 @@ def analyze_archive(
                 pending[fut] = item
                 queue.add(fut)
 
-        refill()
-        prog.update(done, 0, skipped, listed, not exhausted)
-        for fut in queue:
-            item = pending.pop(fut)
-            if fut.status == "finished":
-                particles += int(fut.result()["particles"])
-                done += 1
-            else:
-                failures.append(_failure_row(item, fut))
-            fut.release()
+        try:
             refill()
-            prog.update(done, len(failures), skipped, listed, not exhausted)
+            prog.update(done, 0, skipped, listed, not exhausted)
+            for fut in queue:
+                item = pending.pop(fut)
+                if fut.status == "finished":
+                    particles += int(fut.result()["particles"])
+                    done += 1
+                else:
+                    failures.append(_failure_row(item, fut))
+                fut.release()
+                refill()
+                prog.update(done, len(failures), skipped, listed, not exhausted)
+        except BaseException:  # Ctrl-C, a listing error: do not leave tasks running on a cluster
+            prog.close()
+            with contextlib.suppress(Exception):
+                c.cancel(list(pending), force=True)
+            raise
         seconds = time.perf_counter() - t0
         prog.update(done, len(failures), skipped, listed, False, force=True)
         prog.close()
