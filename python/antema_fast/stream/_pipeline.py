@@ -197,23 +197,39 @@ class FrameStream:
 
     # -- stages ----------------------------------------------------------------------------
 
-    def _load(self, ref: FrameRef) -> tuple[FrameRef, Any, dict[str, float]]:
+    def _load(self, ref: FrameRef, before: float = 0.0) -> tuple[FrameRef, Any, dict[str, float]]:
         t0 = time.perf_counter()
         mg = ref.load()
-        return ref, mg, {"read": time.perf_counter() - t0}
+        return ref, mg, {"read": before + time.perf_counter() - t0}
 
     def _read(self) -> None:
-        if self._policy == "all":
-            for ref in self._refs:
-                if self._stop.is_set():
+        try:
+            if self._policy == "latest":
+                self._read_latest()
+                return
+            # stacks and videos decode while the iterator advances: that time is reading too
+            # (a live folder's iterator waits for files instead, which is not reading)
+            count_next = self._stop_source is None
+            it = iter(self._refs)
+            while not self._stop.is_set():
+                t0 = time.perf_counter()
+                try:
+                    ref = next(it)
+                except StopIteration:
+                    self._put(self._q_read, _END)
                     return
                 if ref.index % self._every:
                     continue
-                if not self._put(self._q_read, self._load(ref)):
+                before = time.perf_counter() - t0 if count_next else 0.0
+                if not self._put(self._q_read, self._load(ref, before)):
                     return
-            self._put(self._q_read, _END)
-            return
-        self._read_latest()
+        finally:
+            close = getattr(self._refs, "close", None)
+            if callable(close):
+                try:
+                    close()  # a stack file is closed now, not at garbage collection
+                except (RuntimeError, ValueError):
+                    pass  # still running in the discovery thread: it stops on its own
 
     def _read_latest(self) -> None:
         """Skip-to-newest: a discovery thread lists ready frames, this one reads only the newest."""
