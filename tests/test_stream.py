@@ -81,8 +81,9 @@ def test_tiff_stack_frames_equal_analyze(movie, tiff, segmenter) -> None:
     assert results[0].series["count"] == len(movie.truth[0])
 
 
-def test_video_frames_equal_analyze_of_decoded_frames(movie, tmp_path, segmenter) -> None:
-    path = movie.save_video(tmp_path / "movie.mp4", fps=4.0)
+@pytest.mark.parametrize("suffix", [".mp4", ".avi"])
+def test_video_frames_equal_analyze_of_decoded_frames(movie, tmp_path, segmenter, suffix) -> None:
+    path = movie.save_video(tmp_path / f"movie{suffix}", fps=4.0)
     cap = cv2.VideoCapture(str(path))
     decoded = []
     while True:
@@ -432,3 +433,14 @@ def test_ctrl_c_on_a_live_cli_run_flushes_everything(movie, tmp_path) -> None:
     assert pq.read_table(out / "particles.parquet").num_rows == len(csv)
     assert json.loads((out / "manifest.json").read_text())["interrupted"] is True
     assert (out / "tracks.csv").is_file() and not list(out.glob("*.partial"))
+
+
+def test_public_names() -> None:
+    import antema_fast.stream as mod
+
+    assert callable(af.stream) and callable(mod)
+    assert af.FrameResult is mod.FrameResult
+    frames = np.full((2, 64, 64), 200, np.uint8)
+    frames[:, 20:40, 20:40] = 30
+    got = [fr.series["count"] for fr in mod(frames, settings=SETTINGS, pixel_size_nm=1.0)]
+    assert got == [1, 1]
