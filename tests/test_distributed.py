@@ -145,6 +145,13 @@ def test_iter_archive_is_lazy_and_checks_named_inputs(tmp_path: Path) -> None:
     assert pulled == [0]
 
 
+def test_import_does_not_import_dask() -> None:
+    code = "import sys, antema_fast.distributed; print('distributed' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
+
+
 def test_missing_dask_names_the_extra(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setitem(sys.modules, "distributed", None)
     with pytest.raises(ImportError, match=r"antema_fast\[distributed\]"):

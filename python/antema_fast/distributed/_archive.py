@@ -240,8 +240,9 @@ def _failure_row(item: ArchiveItem, future: Future) -> dict[str, Any]:
         exc = future.exception(timeout=60)
     except Exception as e:  # the cluster went away: CancelledError, TimeoutError
         exc = e
+    error_type: str
     if exc is None:
-        error_type, message = future.status, f"task ended with status {future.status!r}"
+        error_type, message = str(future.status), f"task ended with status {future.status!r}"
     else:
         error_type = type(exc).__name__
         message = str(exc) or "".join(traceback.format_exception_only(type(exc), exc)).strip()
