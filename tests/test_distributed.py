@@ -224,6 +224,7 @@ def test_dataset_equals_sequential_analysis(
     assert failures.empty and list(failures.columns)[:2] == ["source", "sample"]
 
 
+@pytest.mark.filterwarnings(DASK_PANDAS)
 def test_corrupt_file_is_recorded_and_the_rest_done(
     archive: tuple[Path, list[Path]], client: distributed.Client, tmp_path: Path
 ) -> None:
@@ -231,7 +232,12 @@ def test_corrupt_file_is_recorded_and_the_rest_done(
     bad = tmp_path / "bad" / "broken.tif"
     bad.parent.mkdir()
     bad.write_bytes(b"II*\x00 this is not a TIFF at all")
-    inputs = [*paths[:3], bad, *paths[3:5]]
+    # and an image without a single particle: its Parquet file has no rows, first in the dataset
+    empty = tmp_path / "bad" / "empty.tif"
+    blank = np.full((SIZE, SIZE), 200.0, np.float32)
+    blank[:40, :40] = 10.0  # one area, touching the border: dropped
+    tifffile.imwrite(empty, blank)
+    inputs = [*paths[:3], bad, empty, *paths[3:5]]
     out = tmp_path / "out"
     report = analyze_archive(
         inputs,
@@ -244,13 +250,20 @@ def test_corrupt_file_is_recorded_and_the_rest_done(
         retries=1,
         progress=False,
     )
-    assert (report.processed, report.failed) == (5, 1)
+    assert (report.processed, report.failed) == (6, 1)
     failures = pd.read_csv(out / "failures.csv")
     assert failures["source"].tolist() == [str(bad)]
     assert failures["message"].str.contains("broken.tif").all()
-    assert len(_parquet_files(out)) == 5
-    done = set(pd.read_parquet(out / "particles")["source"])
-    assert done <= {str(p.absolute()) for p in paths[:5]}
+    assert len(_parquet_files(out)) == 6
+    assert pd.read_parquet(_parquet_files(out)[0]).empty
+    got = pd.read_parquet(out / "particles")
+    assert set(got["source"]) == {str(p.absolute()) for p in paths[:5]}
+    import dask.dataframe as dd
+
+    assert len(dd.read_parquet(out / "particles").compute()) == len(got)
+    index = pd.read_csv(out / "images.csv").set_index("source")
+    assert index.loc[str(empty), "particles"] == 0
+    assert index.loc[str(empty), "excluded_border"] == 1
 
 
 def test_resume_processes_only_what_is_missing(

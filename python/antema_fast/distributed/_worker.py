@@ -131,6 +131,8 @@ def write_particles(result: Any, item: ArchiveItem, outdir: str) -> int:
         "provenance": result.provenance,
     }
     table = pa.Table.from_pandas(frame, preserve_index=False)
+    for i, name in enumerate(("sample", "source")):  # text even in a table without rows
+        table = table.set_column(i, name, table.column(name).cast(pa.string()))
     meta = dict(table.schema.metadata or {})
     meta[METADATA_KEY] = json.dumps(_jsonable(record)).encode()
     table = table.replace_schema_metadata(meta)
