@@ -173,7 +173,8 @@ def _add_distributed_arguments(p: argparse.ArgumentParser) -> None:
         "--threads-per-worker",
         type=int,
         metavar="N",
-        help="task threads per local worker (default: 1; the engine gets the remaining cores)",
+        help="task threads per local worker (default: 1); each task's engine gets "
+        "cores / (all task threads) threads",
     )
     d.add_argument(
         "--scheduler",

@@ -10,24 +10,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .._batch import SUPPORTED_SUFFIXES
+
 #: File name endings listed when a folder is walked or a glob expanded (explicitly named files
-#: are always taken, whatever their ending).
-MICROGRAPH_EXTENSIONS: tuple[str, ...] = (
-    ".dm3",
-    ".dm4",
-    ".emd",
-    ".ser",
-    ".mrc",
-    ".tif",
-    ".tiff",
-    ".png",
-    ".jpg",
-    ".jpeg",
-    ".bmp",
-    ".h5",
-    ".hdf5",
-    ".npy",
-)
+#: are always taken, whatever their ending): the same as ``antema analyze``'s.
+MICROGRAPH_EXTENSIONS: tuple[str, ...] = tuple(SUPPORTED_SUFFIXES)
 
 PARTICLES = "particles"
 IMAGES = "images"
