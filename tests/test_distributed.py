@@ -223,6 +223,25 @@ def test_dataset_equals_sequential_analysis(
     failures = pd.read_csv(out / "failures.csv")
     assert failures.empty and list(failures.columns)[:2] == ["source", "sample"]
 
+    # one model per worker process, with the engine threads of its share of the cores
+    from antema_fast.distributed import _worker
+
+    # (a lambda travels by value: the workers need not import this test module)
+    loaded = client.run(lambda: [(s, v.settings.threads) for s, v in _worker._SEGMENTERS.items()])
+    cores = len(os.sched_getaffinity(0))
+    assert list(loaded.values()) == [[(SETTINGS, max(1, cores // 2))]] * 2
+
+
+def test_engine_threads_follow_the_cores() -> None:
+    from antema_fast.distributed._worker import available_cores, engine_settings, host_of
+
+    cores = available_cores()
+    assert engine_settings(SETTINGS, 1).threads == cores
+    assert engine_settings(SETTINGS, 2 * cores).threads == 1
+    assert engine_settings(SETTINGS.replace(threads=3), 1).threads == 3  # explicit wins
+    assert host_of("tcp://10.0.0.5:4321") == "10.0.0.5"
+    assert host_of("tcp://[::1]:4321") == "[::1]"
+
 
 @pytest.mark.filterwarnings(DASK_PANDAS)
 def test_corrupt_file_is_recorded_and_the_rest_done(
