@@ -258,6 +258,17 @@ def test_sample_pools_inputs(tmp_path: Path) -> None:
     assert "Sample Au-7" in (out / "index.html").read_text()
 
 
+def test_same_stem_inputs_stay_apart(tmp_path: Path) -> None:
+    write_tif(tmp_path / "a.tif", discs(1))
+    write_tif(tmp_path / "a.tiff", discs(2))
+    out = tmp_path / "out"
+    assert main(["analyze", str(tmp_path), "-o", str(out), "--quiet", "--no-images", *FAST]) == 0
+    assert af.export.read_manifest(out / "a_tif") is not None
+    assert af.export.read_manifest(out / "a_tiff") is not None
+    pooled = pd.read_csv(out / "particles.csv")
+    assert sorted(set(pooled["image"])) == ["a_tif", "a_tiff"]
+
+
 def test_usage_errors_exit_2(tmp_path: Path, capsys) -> None:
     out = str(tmp_path / "o")
     assert main(["analyze", str(tmp_path / "missing.dm3"), "-o", out]) == 2

@@ -11,6 +11,7 @@ from __future__ import annotations
 import glob
 import os
 import time
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +47,7 @@ class ImageRecord:
     status: str  # "done" or "skipped" (already finished, resumed)
     seconds: float
     manifest: dict[str, Any]
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass
@@ -177,7 +179,19 @@ def _is_finished(
     return not (images and not (manifest.get("files") or {}).get("pictures"))
 
 
-Progress = Callable[[int, int, Path, str, int | None, float], None]
+Progress = Callable[[int, int, Path, str, int | None, float, tuple[str, ...]], None]
+
+
+def _renamed(result: Any, name: str) -> Any:
+    """The result under another image name (``image`` columns included)."""
+    import dataclasses
+
+    table = result.table.copy()
+    table["image"] = name
+    excluded = result.excluded.copy()
+    if "image" in excluded.columns:
+        excluded["image"] = name
+    return dataclasses.replace(result, name=name, table=table, excluded=excluded)
 
 
 def run_batch(
@@ -215,7 +229,7 @@ def run_batch(
     missing : sequence of (input, reason)
         Inputs that matched nothing; listed with the failures.
     progress : callable, optional
-        ``progress(i, n, path, status, n_particles, seconds)``, called before (status
+        ``progress(i, n, path, status, n_particles, seconds, messages)``, called before (status
         ``"running"``) and after (``"done"``, ``"skipped"``, ``"failed"``) each image.
     segmenter : Segmenter, optional
         A loaded engine; by default one is made from ``settings`` when the first image needs it.
@@ -239,6 +253,10 @@ def run_batch(
     formats = export._check_formats(formats)
     report = BatchReport(outdir=outdir, failures=[(str(a), b) for a, b in missing])
     folders = assign_folders(inputs)
+    stem_counts: dict[str, int] = {}
+    for p in inputs:
+        stem_counts[p.stem] = stem_counts.get(p.stem, 0) + 1
+    duplicate_stems = {stem for stem, k in stem_counts.items() if k > 1}
     tables: list[pd.DataFrame] = []
     excluded: list[pd.DataFrame] = []
     n = len(inputs)
@@ -269,16 +287,22 @@ def run_batch(
                     )
                     report.images.append(rec)
                     if progress:
-                        progress(i, n, path, "skipped", rec.n_particles, 0.0)
+                        progress(i, n, path, "skipped", rec.n_particles, 0.0, ())
                     continue
         if progress:
-            progress(i, n, path, "running", None, 0.0)
+            progress(i, n, path, "running", None, 0.0, ())
         if segmenter is None:
             segmenter = _make_segmenter(settings)  # errors here are fatal for the whole run
         try:
-            result = analyze(
-                path, pixel_size_nm=pixel_size_nm, settings=settings, segmenter=segmenter
-            )
+            # warnings (odd calibration, converted data) are kept with the image, not printed
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                result = analyze(
+                    path, pixel_size_nm=pixel_size_nm, settings=settings, segmenter=segmenter
+                )
+            messages = tuple(dict.fromkeys(str(w.message) for w in caught))
+            if path.stem in duplicate_stems:  # keep the image column unique within the run
+                result = _renamed(result, f"{result.name}_{path.suffix.lstrip('.').lower()}")
             written = export.write_image_outputs(
                 result, outdir, formats=formats, images=images, name=folder, extra=extra
             )
@@ -291,18 +315,25 @@ def run_batch(
             reason = f"{type(exc).__name__}: {exc}".replace("\n", " ")
             report.failures.append((str(path), reason))
             if progress:
-                progress(i, n, path, "failed", None, time.perf_counter() - t0)
+                progress(i, n, path, "failed", None, time.perf_counter() - t0, (reason,))
             continue
         tables.append(result.table)
         excluded.append(result.excluded)
         seconds = time.perf_counter() - t0
         report.images.append(
             ImageRecord(
-                str(path), result.name, folder, result.n_particles, "done", seconds, manifest
+                str(path),
+                result.name,
+                folder,
+                result.n_particles,
+                "done",
+                seconds,
+                manifest,
+                messages,
             )
         )
         if progress:
-            progress(i, n, path, "done", result.n_particles, seconds)
+            progress(i, n, path, "done", result.n_particles, seconds, messages)
 
     # pooled outputs of the run (or the sample)
     pooled = (

@@ -255,7 +255,13 @@ def _run_analyze(args: argparse.Namespace) -> int:
     tty = err.isatty()
 
     def progress(
-        i: int, n: int, path: object, status: str, found: int | None, seconds: float
+        i: int,
+        n: int,
+        path: object,
+        status: str,
+        found: int | None,
+        seconds: float,
+        messages: tuple[str, ...] = (),
     ) -> None:
         if args.quiet:
             return
@@ -263,11 +269,12 @@ def _run_analyze(args: argparse.Namespace) -> int:
         if status == "running":
             line = f"[{i}/{n}] {name}: analysing…"
         elif status == "failed":
-            line = f"[{i}/{n}] {name}: FAILED"
+            line = f"[{i}/{n}] {name}: FAILED: {messages[0] if messages else ''}"
         elif status == "skipped":
             line = f"[{i}/{n}] {name}: already done ({found} particles)"
         else:
             line = f"[{i}/{n}] {name}: {found} particles ({seconds:.1f} s)"
+            line += "".join(f"\n    warning: {m}" for m in messages)
         if tty:
             end = "" if status == "running" else "\n"
             print(f"\r\033[K{line}", end=end, file=err, flush=True)
