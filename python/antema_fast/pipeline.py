@@ -32,6 +32,7 @@ __all__ = [
     "analyze",
     "analyze_sample",
     "finish",
+    "pool",
     "summarize",
 ]
 
