@@ -443,7 +443,7 @@ def analyze_archive(
         exhausted = False
         queue = distributed.as_completed()
         token = f"{run_start:.6f}"
-        t0 = time.perf_counter()
+        t0 = prog.t0 = time.perf_counter()  # the rate counts from the first submission
 
         def refill() -> None:
             nonlocal listed, skipped, exhausted
