@@ -260,19 +260,26 @@ def run(
         }
         with frames._skipped_lock:  # noqa: SLF001
             skipped = sorted(frames.skipped_frames, key=lambda s: s.index)
-        writer.close(
-            tracker=frames.tracker, skipped=skipped, manifest=manifest, interrupted=interrupted
-        )
+        extra: list[Path] = []
+        plot_error: Exception | None = None
         if plots and writer.frames:
             from ._plots import plot_stream
 
             try:
-                writer.files += plot_stream(writer, frames.tracker, outdir)
-            except Exception:  # noqa: BLE001 - pictures must not hide the original error
-                if not interrupted:
-                    raise
+                extra += plot_stream(writer, frames.tracker, outdir)
+            except Exception as exc:  # noqa: BLE001 - the tables are closed first, then raised
+                plot_error = exc
         if overlay is not None and overlay.path.exists():
-            writer.files.append(overlay.path)
+            extra.append(overlay.path)
+        writer.close(
+            tracker=frames.tracker,
+            skipped=skipped,
+            manifest=manifest,
+            interrupted=interrupted,
+            extra_files=extra,
+        )
+        if plot_error is not None and not interrupted:
+            raise plot_error
     import json
 
     return dict(json.loads((outdir / "manifest.json").read_text(encoding="utf-8")))

@@ -214,6 +214,7 @@ class StreamWriter:
         skipped: list[SkippedFrame] | None = None,
         manifest: dict[str, Any] | None = None,
         interrupted: bool = False,
+        extra_files: list[Path] | None = None,
     ) -> list[Path]:
         """Finish every file and write the end-of-movie tables and ``manifest.json``.
 
@@ -252,6 +253,7 @@ class StreamWriter:
                 if v:
                     info[f"mean_{stage}_s"] = round(float(np.mean(v)), 6)
         info.update(manifest or {})
+        files += list(extra_files or [])
         files.append(self.outdir / "manifest.json")
         files = sorted(set(files))
         info["files"] = [p.name for p in files]
