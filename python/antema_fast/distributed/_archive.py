@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import importlib.util
+import logging
 import math
 import os
 import shutil
@@ -115,6 +116,7 @@ class _Progress:
         self.tty = bool(isatty()) if callable(isatty) else False
         self.t0 = time.perf_counter()
         self.last = -math.inf
+        self.printed = ""
 
     def message(self, text: str) -> None:
         if self.enabled:
@@ -141,6 +143,9 @@ class _Progress:
             f"[{bar}] {finished}/{total} files  done {done}  failed {failed}  "
             f"skipped {skipped}  {rate:.2f} img/s"
         )
+        if line == self.printed:
+            return
+        self.printed = line
         print(
             "\r" + line if self.tty else line,
             end="" if self.tty else "\n",
@@ -190,7 +195,13 @@ def _open_client(
     with (
         _local_worker_environment(),
         distributed.LocalCluster(
-            n_workers=n_workers, threads_per_worker=tpw, processes=True, dashboard_address=":0"
+            n_workers=n_workers,
+            threads_per_worker=tpw,
+            processes=True,
+            dashboard_address=":0",
+            # a file that fails is expected and goes to failures.csv; Dask would also log each
+            # one with its traceback ("Compute Failed") on stderr
+            silence_logs=logging.CRITICAL,
         ) as cluster,
         distributed.Client(cluster) as c,
     ):

@@ -126,6 +126,7 @@ def write_particles(result: Any, item: ArchiveItem, outdir: str) -> int:
         "image": str(result.name),
         "particles": len(frame),
         "pixel_size_nm": float(result.micrograph.pixel_size_nm),
+        "warnings": [str(w) for w in getattr(result.micrograph, "warnings", ()) or ()],
         "counts": dict(result.counts),
         "timings": dict(result.timings),
         "provenance": result.provenance,
@@ -191,6 +192,7 @@ def _read_record(path: str) -> tuple[dict[str, Any], pd.DataFrame]:
     rec = json.loads(raw)
     out = {k: rec.get(k) for k in ("sample", "source", "key", "image", "particles")}
     out["pixel_size_nm"] = rec.get("pixel_size_nm")
+    out["warnings"] = "; ".join(rec.get("warnings") or [])
     timings = rec.get("timings") or {}
     out["seconds"] = float(sum(v for v in timings.values() if isinstance(v, (int, float))))
     for reason, n in sorted((rec.get("counts") or {}).items()):
@@ -207,8 +209,9 @@ def summarize_folder(folder: str, settings: Settings) -> tuple[pd.DataFrame, pd.
         ``sample, images`` and the columns of ``pipeline.summarize``, one row per quantity, for
         each sample label found in the folder.
     index : pandas.DataFrame
-        One row per image: sample, source, key, image, particles, pixel size, seconds and the
-        number of areas excluded per reason.
+        One row per image: sample, source, key, image, particles, pixel size, the readers'
+        warnings (calibration doubts; ``; ``-joined), seconds and the number of areas excluded
+        per reason.
     """
     import pandas as pd
 
