@@ -153,10 +153,12 @@ py::array_t<std::uint8_t> morphology_py(const Mask& mask, const std::string& op,
                               element + "'");
     }
     const std::size_t n = static_cast<std::size_t>(rows) * static_cast<std::size_t>(cols);
-    std::vector<std::uint8_t> out(n), tmp(n);
-    const std::uint8_t* m = mask.data();
+    std::vector<std::uint8_t> out(n), tmp(n), in(n);
+    const std::uint8_t* src = mask.data();
     {
         py::gil_scoped_release release;
+        for (std::size_t i = 0; i < n; ++i) in[i] = src[i] ? 1 : 0;  // the kernels take 0/1
+        const std::uint8_t* m = in.data();
         if (op == "erode") {
             antema::erode(m, out.data(), rows, cols, e);
         } else if (op == "dilate") {

@@ -10,8 +10,8 @@
 //   * The 3 x 3 cross (disc of radius 1) is symmetric.
 //   * Opening = erosion then dilation; closing = dilation then erosion.
 //
-// Public API (namespace antema), all on row-major rows x cols uint8 images (0 = background,
-// anything else = foreground; outputs are 0/1), `out` must not alias `in`:
+// Public API (namespace antema), all on row-major rows x cols uint8 images of 0 and 1 only
+// (callers normalise other nonzero values first; outputs are 0/1), `out` must not alias `in`:
 //   enum class Element { square2, cross3 };
 //   void erode(const uint8_t* in, uint8_t* out, int rows, int cols, Element e);
 //   void dilate(const uint8_t* in, uint8_t* out, int rows, int cols, Element e);
@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace antema {
 
@@ -37,56 +38,70 @@ inline void check_morph_size(int rows, int cols) {
 }
 }  // namespace detail
 
+// All four operations run branch-free over a row (the compiler vectorises them); rows outside
+// the crop are read from a row of ones (erosion) or zeros (dilation), and the first and last
+// column are handled on their own.
+namespace detail {
+inline const std::uint8_t* constant_row(int cols, std::uint8_t value) {
+    thread_local std::vector<std::uint8_t> zeros, ones;
+    std::vector<std::uint8_t>& v = value ? ones : zeros;
+    if (v.size() < static_cast<std::size_t>(cols) + 1) v.assign(static_cast<std::size_t>(cols) + 1, value);
+    return v.data();
+}
+}  // namespace detail
+
 inline void erode(const std::uint8_t* in, std::uint8_t* out, int rows, int cols, Element e) {
     detail::check_morph_size(rows, cols);
+    if (rows == 0 || cols == 0) return;
     const std::size_t w = static_cast<std::size_t>(cols);
+    const std::uint8_t* one = detail::constant_row(cols, 1);
     for (int r = 0; r < rows; ++r) {
         const std::uint8_t* cur = in + static_cast<std::size_t>(r) * w;
-        const std::uint8_t* up = r > 0 ? cur - w : nullptr;
-        const std::uint8_t* dn = r + 1 < rows ? cur + w : nullptr;
+        const std::uint8_t* up = r > 0 ? cur - w : one;
+        const std::uint8_t* dn = r + 1 < rows ? cur + w : one;
         std::uint8_t* o = out + static_cast<std::size_t>(r) * w;
+        const int last = cols - 1;
         if (e == Element::square2) {
-            for (int c = 0; c < cols; ++c) {
-                const bool right = c + 1 >= cols || cur[c + 1];
-                const bool below = !dn || dn[c];
-                const bool diag = !dn || c + 1 >= cols || dn[c + 1];
-                o[c] = static_cast<std::uint8_t>(cur[c] && right && below && diag);
-            }
+            for (int c = 0; c < last; ++c) o[c] = cur[c] & cur[c + 1] & dn[c] & dn[c + 1];
+            o[last] = cur[last] & dn[last];  // the column right of the crop counts as set
         } else {
-            for (int c = 0; c < cols; ++c) {
-                const bool left = c == 0 || cur[c - 1];
-                const bool right = c + 1 >= cols || cur[c + 1];
-                const bool above = !up || up[c];
-                const bool below = !dn || dn[c];
-                o[c] = static_cast<std::uint8_t>(cur[c] && left && right && above && below);
+            if (cols == 1) {
+                o[0] = cur[0] & up[0] & dn[0];
+                continue;
             }
+            o[0] = cur[0] & cur[1] & up[0] & dn[0];
+            for (int c = 1; c < last; ++c) {
+                o[c] = cur[c] & cur[c - 1] & cur[c + 1] & up[c] & dn[c];
+            }
+            o[last] = cur[last] & cur[last - 1] & up[last] & dn[last];
         }
     }
 }
 
 inline void dilate(const std::uint8_t* in, std::uint8_t* out, int rows, int cols, Element e) {
     detail::check_morph_size(rows, cols);
+    if (rows == 0 || cols == 0) return;
     const std::size_t w = static_cast<std::size_t>(cols);
+    const std::uint8_t* zero = detail::constant_row(cols, 0);
     for (int r = 0; r < rows; ++r) {
         const std::uint8_t* cur = in + static_cast<std::size_t>(r) * w;
-        const std::uint8_t* up = r > 0 ? cur - w : nullptr;
-        const std::uint8_t* dn = r + 1 < rows ? cur + w : nullptr;
+        const std::uint8_t* up = r > 0 ? cur - w : zero;
+        const std::uint8_t* dn = r + 1 < rows ? cur + w : zero;
         std::uint8_t* o = out + static_cast<std::size_t>(r) * w;
+        const int last = cols - 1;
         if (e == Element::square2) {
-            for (int c = 0; c < cols; ++c) {
-                const bool left = c > 0 && cur[c - 1];
-                const bool above = up && up[c];
-                const bool diag = up && c > 0 && up[c - 1];
-                o[c] = static_cast<std::uint8_t>(cur[c] || left || above || diag);
-            }
+            o[0] = cur[0] | up[0];  // the column left of the crop counts as clear
+            for (int c = 1; c < cols; ++c) o[c] = cur[c] | cur[c - 1] | up[c] | up[c - 1];
         } else {
-            for (int c = 0; c < cols; ++c) {
-                const bool left = c > 0 && cur[c - 1];
-                const bool right = c + 1 < cols && cur[c + 1];
-                const bool above = up && up[c];
-                const bool below = dn && dn[c];
-                o[c] = static_cast<std::uint8_t>(cur[c] || left || right || above || below);
+            if (cols == 1) {
+                o[0] = cur[0] | up[0] | dn[0];
+                continue;
             }
+            o[0] = cur[0] | cur[1] | up[0] | dn[0];
+            for (int c = 1; c < last; ++c) {
+                o[c] = cur[c] | cur[c - 1] | cur[c + 1] | up[c] | dn[c];
+            }
+            o[last] = cur[last] | cur[last - 1] | up[last] | dn[last];
         }
     }
 }

@@ -293,7 +293,7 @@ inline SeparationResult uecs(const std::uint8_t* area, int rows, int cols, const
         const LabelResult lr = label_into(e.data(), rows, cols, 8, lab.data());
         if (lr.count == 0) break;
         const bool square = k % 2 == 0;
-        std::fill(x.begin(), x.end(), std::uint8_t{0});
+        x = e;  // the components to erode: E without the final ones (cleared below)
         eroded.clear();
         for (std::int32_t id = 1; id <= lr.count; ++id) {
             const ComponentStats& s = lr.stats[static_cast<std::size_t>(id - 1)];
@@ -303,13 +303,15 @@ inline SeparationResult uecs(const std::uint8_t* area, int rows, int cols, const
                                                             p.threshold);
             if (erode_it) {
                 eroded.push_back(id);
-                for (int r = s.row_min; r <= s.row_max; ++r) {
-                    for (int c = s.col_min; c <= s.col_max; ++c) {
-                        const std::size_t i = static_cast<std::size_t>(r) * W + c;
-                        if (lab[i] == id) x[i] = 1;
-                    }
+                continue;
+            }
+            for (int r = s.row_min; r <= s.row_max; ++r) {
+                for (int c = s.col_min; c <= s.col_max; ++c) {
+                    const std::size_t i = static_cast<std::size_t>(r) * W + c;
+                    if (lab[i] == id) x[i] = 0;
                 }
-            } else if (s.area > m) {
+            }
+            if (s.area > m) {
                 const int h = s.row_max - s.row_min + 1, w = s.col_max - s.col_min + 1;
                 Marker mk{std::vector<std::uint8_t>(static_cast<std::size_t>(h) * w, 0), k + 1,
                           s.row_min, s.col_min, h, w};
