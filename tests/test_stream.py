@@ -257,6 +257,17 @@ def test_errors_propagate_and_threads_stop(movie, segmenter) -> None:
     while _stream_threads() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _stream_threads()
+    # a stream dropped without close() is collected and its threads stop
+    import gc
+
+    s = stream(frames * 20, settings=SETTINGS, segmenter=segmenter, pixel_size_nm=0.5)
+    assert next(s).index == 0
+    del s
+    gc.collect()
+    deadline = time.monotonic() + 5
+    while _stream_threads() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _stream_threads()
     with pytest.raises(ValueError, match="every"):
         stream(frames, settings=SETTINGS, segmenter=segmenter, every=0)
 

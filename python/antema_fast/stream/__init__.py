@@ -248,18 +248,17 @@ def run(
             frames.tracker.finish()  # idempotent; the full events table is written from it
         if overlay is not None:
             overlay.close()
-        settings = frames._settings  # noqa: SLF001
+        settings = frames.settings
         manifest = {
             "source": str(source) if isinstance(source, (str, os.PathLike)) else repr(type(source)),
             "settings": settings.to_dict() if hasattr(settings, "to_dict") else None,
             "every": stream_kwargs.get("every", 1),
             "live": stream_kwargs.get("live", False),
             "policy": stream_kwargs.get("policy", "all"),
-            "segmenter": frames._segmenter_info,  # noqa: SLF001
+            "segmenter": frames.segmenter_info,
             "wall_s": round(time.perf_counter() - t0, 3),
         }
-        with frames._skipped_lock:  # noqa: SLF001
-            skipped = sorted(frames.skipped_frames, key=lambda s: s.index)
+        skipped = sorted(frames.skipped_frames, key=lambda s: s.index)
         extra: list[Path] = []
         plot_error: Exception | None = None
         if plots and writer.frames:

@@ -110,12 +110,11 @@ def frame_series(
     }
 
 
-class FrameStream:
-    """Iterator of :class:`FrameResult` driven by three worker threads.
+class _Workers:
+    """The three stage threads and their queues.
 
-    Made by :func:`antema_fast.stream.stream`; use it in a ``for`` loop or a ``with`` block.
-    After the iteration, :attr:`skipped_frames` lists every frame that was not analysed and
-    :attr:`tracker` (when tracking) holds the tracks and events.
+    The threads hold this object, never the :class:`FrameStream` the user holds, so that a
+    stream dropped without ``close()`` is garbage-collected and its ``__del__`` stops them.
     """
 
     def __init__(
@@ -367,12 +366,9 @@ class FrameStream:
             if not self._put(self._q_out, fr):
                 return
 
-    # -- iterator protocol -----------------------------------------------------------------
+    # -- consumer side ---------------------------------------------------------------------
 
-    def __iter__(self) -> FrameStream:
-        return self
-
-    def __next__(self) -> FrameResult:
+    def next_result(self) -> FrameResult:
         while True:
             if self._finished:
                 raise StopIteration
@@ -414,6 +410,65 @@ class FrameStream:
                 th.join(timeout=5.0)
         self._finished = True
 
+    def stop_now(self) -> None:
+        """Ask every thread to stop without waiting for them."""
+        self._stop.set()
+        if self._stop_source is not None:
+            self._stop_source()
+
+
+class FrameStream:
+    """Iterator of :class:`FrameResult` driven by three worker threads.
+
+    Made by :func:`antema_fast.stream.stream`; use it in a ``for`` loop or a ``with`` block
+    (or call :meth:`close`). After the iteration, :attr:`skipped_frames` lists every frame that
+    was not analysed and :attr:`tracker` (when tracking) holds the tracks and events.
+    """
+
+    def __init__(self, refs: Iterator[FrameRef], **kwargs: Any) -> None:
+        self._w = _Workers(refs, **kwargs)
+
+    @property
+    def tracker(self) -> Any | None:
+        """The :class:`Tracker` (None without tracking)."""
+        return self._w.tracker
+
+    @property
+    def skipped_frames(self) -> list[SkippedFrame]:
+        """Frames not analysed so far, with the reason."""
+        with self._w._skipped_lock:
+            return list(self._w.skipped_frames)
+
+    @property
+    def frames_done(self) -> int:
+        """Frames yielded so far."""
+        return self._w.frames_done
+
+    @property
+    def settings(self) -> Any:
+        """The analysis settings."""
+        return self._w._settings
+
+    @property
+    def segmenter_info(self) -> dict[str, Any] | None:
+        """``Segmenter.info()`` of the segmenter in use, when it has one."""
+        return self._w._segmenter_info
+
+    @property
+    def finished(self) -> bool:
+        """True once the source is exhausted or the stream is closed."""
+        return self._w._finished
+
+    def __iter__(self) -> FrameStream:
+        return self
+
+    def __next__(self) -> FrameResult:
+        return self._w.next_result()
+
+    def close(self) -> None:
+        """Stop every thread (idempotent); frames already yielded stay valid."""
+        self._w.close()
+
     def __enter__(self) -> FrameStream:
         return self
 
@@ -421,7 +476,6 @@ class FrameStream:
         self.close()
 
     def __del__(self) -> None:
-        try:
-            self._stop.set()
-        except AttributeError:
-            pass
+        w = getattr(self, "_w", None)
+        if w is not None:
+            w.stop_now()
