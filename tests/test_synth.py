@@ -187,3 +187,13 @@ def test_generation_is_fast_enough_for_on_the_fly_training() -> None:
         generate(seed, (256, 256), "tem")
     per = (time.perf_counter() - t0) / 10
     assert per < 0.25, f"a 256² tile took {per * 1e3:.0f} ms"
+
+
+def test_cli_synth(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from antema_fast.cli import main
+
+    assert main(["synth", str(tmp_path), "-n", "2", "--size", "48", "64", "--regime", "haadf"]) == 0
+    assert sorted(p.name for p in (tmp_path / "masks").iterdir()) == [
+        "synth_0000.png",
+        "synth_0001.png",
+    ]

@@ -482,7 +482,8 @@ def _add_synth(sub: argparse._SubParsersAction) -> Runner:  # type: ignore[type-
     p.add_argument("-n", "--count", type=int, default=10, help="number of images (default 10)")
     p.add_argument("--size", type=int, nargs=2, default=(512, 512), metavar=("H", "W"))
     p.add_argument(
-        "--regime", default="mixed",
+        "--regime",
+        default="mixed",
         choices=["mixed", "tem", "hrtem", "haadf", "ultrasmall", "lowdose"],
     )
     p.add_argument("--seed", type=int, default=0)
@@ -523,8 +524,13 @@ def _add_train(sub: argparse._SubParsersAction) -> Runner:  # type: ignore[type-
     p.add_argument("--tile", type=int, default=256)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--warmup", type=int, default=100)
-    p.add_argument("--real", action="append", default=[], metavar="FOLDER",
-                   help="folder of image + mask pairs (repeatable); 'msaem' is split 15/5")
+    p.add_argument(
+        "--real",
+        action="append",
+        default=[],
+        metavar="FOLDER",
+        help="folder of image + mask pairs (repeatable); 'msaem' is split 15/5",
+    )
     p.add_argument("--real-fraction", type=float, default=0.3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
@@ -532,8 +538,12 @@ def _add_train(sub: argparse._SubParsersAction) -> Runner:  # type: ignore[type-
     p.add_argument("--validate-every", type=int, default=100)
     p.add_argument("--export-every", type=int, default=500)
     p.add_argument("--name", default="antema-unet", help="model name in the ONNX metadata")
-    p.add_argument("--time-budget-min", type=float, default=None,
-                   help="stop after this many wall-clock minutes (cosine decay follows it)")
+    p.add_argument(
+        "--time-budget-min",
+        type=float,
+        default=None,
+        help="stop after this many wall-clock minutes (cosine decay follows it)",
+    )
     return _run_train
 
 
@@ -541,15 +551,29 @@ def _run_train(args: argparse.Namespace) -> int:
     from .train.loop import TrainConfig, Trainer
 
     cfg = TrainConfig(
-        out_dir=args.out_dir, model=args.model, base=args.base, steps=args.steps,
-        batch=args.batch, tile=args.tile, lr=args.lr, warmup=args.warmup, real=list(args.real),
-        real_fraction=args.real_fraction, seed=args.seed, threads=args.threads,
-        checkpoint_every=args.checkpoint_every, validate_every=args.validate_every,
-        export_every=args.export_every, name=args.name, time_budget_min=args.time_budget_min,
+        out_dir=args.out_dir,
+        model=args.model,
+        base=args.base,
+        steps=args.steps,
+        batch=args.batch,
+        tile=args.tile,
+        lr=args.lr,
+        warmup=args.warmup,
+        real=list(args.real),
+        real_fraction=args.real_fraction,
+        seed=args.seed,
+        threads=args.threads,
+        checkpoint_every=args.checkpoint_every,
+        validate_every=args.validate_every,
+        export_every=args.export_every,
+        name=args.name,
+        time_budget_min=args.time_budget_min,
     )
     summary = Trainer(cfg).run()
-    print(f"done: {summary['steps']} steps in {summary['train_seconds'] / 60:.1f} min; "
-          f"model {summary['onnx']}")
+    print(
+        f"done: {summary['steps']} steps in {summary['train_seconds'] / 60:.1f} min; "
+        f"model {summary['onnx']}"
+    )
     return 0
 
 
@@ -561,14 +585,20 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> Runner:  # type: ignore[ty
         "evaluate",
         help="evaluate an ONNX segmentation model (synthetic test set, real pairs, timing)",
     )
-    p.add_argument("model", nargs="?", default=None,
-                   help="ONNX file (default: the shipped model)")
+    p.add_argument("model", nargs="?", default=None, help="ONNX file (default: the shipped model)")
     p.add_argument("--synthetic", type=int, default=20, help="test images per regime")
     p.add_argument("--real", default=None, metavar="FOLDER", help="folder of image + mask pairs")
-    p.add_argument("--real-names", nargs="*", default=None,
-                   help="only these file names (e.g. the msaem held-out images)")
-    p.add_argument("--msaem-validation", action="store_true",
-                   help="with --real pointing at msaem: only its 5 held-out images")
+    p.add_argument(
+        "--real-names",
+        nargs="*",
+        default=None,
+        help="only these file names (e.g. the msaem held-out images)",
+    )
+    p.add_argument(
+        "--msaem-validation",
+        action="store_true",
+        help="with --real pointing at msaem: only its 5 held-out images",
+    )
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--timing-size", type=int, default=1024)
     p.add_argument("--json", default=None, help="also write the report here")
@@ -586,8 +616,12 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     if args.msaem_validation:
         names = [f"image_{i}.png" for i in MSAEM_VALIDATION]
     report = evaluate_model(
-        model, synthetic_per_regime=args.synthetic, real_folder=args.real, real_names=names,
-        threads=args.threads, timing_size=args.timing_size,
+        model,
+        synthetic_per_regime=args.synthetic,
+        real_folder=args.real,
+        real_names=names,
+        threads=args.threads,
+        timing_size=args.timing_size,
     )
     text = to_json(report)
     if args.json:

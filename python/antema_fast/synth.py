@@ -625,10 +625,10 @@ def render(
         img = _gauss(img.astype(np.float32), imaging.blur_nm / s)
     img = np.maximum(img, 0.0).astype(np.float32)
     if imaging.gradient > 0:
-        yy = np.linspace(-1, 1, h, dtype=np.float32)[:, None]
-        xx = np.linspace(-1, 1, w, dtype=np.float32)[None, :]
+        gy = np.linspace(-1, 1, h, dtype=np.float32)[:, None]
+        gx = np.linspace(-1, 1, w, dtype=np.float32)[None, :]
         a, b, c = rng.uniform(-1, 1, 3)
-        g = 1.0 + imaging.gradient * (a * xx + b * yy + 0.5 * c * (xx * xx + yy * yy))
+        g = 1.0 + imaging.gradient * (a * gx + b * gy + 0.5 * c * (gx * gx + gy * gy))
         img *= np.maximum(g, 0.05).astype(np.float32)
     if imaging.gain_sigma > 0:
         gain = 1.0 + imaging.gain_sigma * _smooth_field(rng, (h, w), 4)

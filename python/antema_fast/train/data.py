@@ -42,9 +42,10 @@ def _read_gray(path: Path) -> np.ndarray:
 
         a = np.asarray(tifffile.imread(path))
     else:
-        a = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-        if a is None:
+        raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        if raw is None:
             raise ValueError(f"{path}: could not be read as an image")
+        a = np.asarray(raw)
     if a.ndim == 3:
         if a.shape[2] in (3, 4):  # colour or RGBA: luminance of the colour channels
             a = a[..., :3].astype(np.float32).mean(axis=2)
@@ -160,7 +161,7 @@ def _degrade_raw(image: np.ndarray, rng: np.random.Generator, strength: float) -
     """Noise and blur on raw intensities (before preprocessing)."""
     import cv2
 
-    x = image.astype(np.float32)
+    x: np.ndarray = image.astype(np.float32)
     if rng.random() < 0.3 * strength:
         x = cv2.GaussianBlur(x, (0, 0), float(rng.uniform(0.5, 2.0)))
     if rng.random() < 0.4 * strength:
