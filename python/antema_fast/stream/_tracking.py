@@ -10,15 +10,17 @@ The linker works frame by frame, as the stream delivers them:
    **Splitting**: a particle of the previous frame of which two or more particles of this frame
    each lie at least ``overlap_fraction`` inside it. The largest child continues its track; the
    others start new tracks with origin ``split_from``.
-3. **Nearest-neighbour linking** of the rest: every (track, particle) pair within
-   ``max_displacement_nm`` of the track's predicted position is a candidate, with cost
-   ``distance / max_displacement_nm + size_weight · |Δd| / max(d)``; pairs are accepted in
+3. **Nearest-neighbour linking** of the rest: every (track, particle) pair within the gate
+   ``r`` (``max_displacement_nm``, or by default the track's own diameter) of the track's last
+   or predicted position is a candidate, with cost
+   ``distance / r + size_weight · |Δd| / max(d)``; pairs are accepted in
    increasing cost, each track and particle at most once (a global greedy assignment). Tracks
    not seen for up to ``memory`` frames stay candidates; after that they end as ``disappeared``.
 4. Particles left over start new tracks (event ``appearance``, except on the first frame).
 
 Positions are predicted from the last two observations (constant velocity), which keeps drifting
-particles on their tracks.
+particles on their tracks; the distance used is the smaller of the distances to the predicted and
+to the last position, so that centroid jitter (noisy segmentation) is not extrapolated.
 """
 
 from __future__ import annotations
@@ -67,9 +69,9 @@ class Tracker:
     Parameters
     ----------
     max_displacement_nm : float or None
-        Largest distance a particle may move between two analysed frames (from its predicted
-        position). None: the median equivalent diameter of the first frame that has particles
-        (particles in situ rarely move by more than their size between frames).
+        Largest distance a particle may move between two analysed frames. None: each track's
+        own equivalent diameter (particles in situ rarely move by more than their size between
+        frames, and the centroids of large particles jitter more in absolute terms).
     memory : int
         Frames a particle may be missed (not detected) and still continue its track.
     size_weight : float
@@ -230,8 +232,6 @@ class Tracker:
         y = np.asarray(table["centroid_y_nm"], dtype=float)
         d = np.asarray(table["equivalent_diameter_nm"], dtype=float)
         n = len(x)
-        if self.max_displacement_nm is None and n:
-            self.max_displacement_nm = float(np.median(d))
         ids = np.zeros(n, dtype=np.int64)
         areas = (
             np.array([np.count_nonzero(p.bitmap) for p in particles], dtype=np.int64)
@@ -317,16 +317,21 @@ class Tracker:
             if not t.closed and t.track_id not in taken_tracks and t.last_frame != frame
         ]
         free = np.flatnonzero(ids == 0)
-        if open_tracks and free.size and self.max_displacement_nm is not None:
-            rmax = self.max_displacement_nm
+        if open_tracks and free.size:
             gaps = np.array([frame - t.last_frame for t in open_tracks], dtype=float)
             tx = np.array([t.x for t in open_tracks])
             ty = np.array([t.y for t in open_tracks])
-            if self.predict:
-                tx = tx + np.array([t.vx for t in open_tracks]) * gaps
-                ty = ty + np.array([t.vy for t in open_tracks]) * gaps
             td = np.array([t.d for t in open_tracks])
+            if self.max_displacement_nm is None:
+                rmax = np.maximum(td, 1e-9)[:, None]
+            else:
+                rmax = np.full((len(open_tracks), 1), float(self.max_displacement_nm))
             dist = np.hypot(tx[:, None] - x[free][None, :], ty[:, None] - y[free][None, :])
+            if self.predict:
+                px = tx + np.array([t.vx for t in open_tracks]) * gaps
+                py = ty + np.array([t.vy for t in open_tracks]) * gaps
+                dpred = np.hypot(px[:, None] - x[free][None, :], py[:, None] - y[free][None, :])
+                dist = np.minimum(dist, dpred)
             dmax = np.maximum(np.maximum(td[:, None], d[free][None, :]), 1e-12)
             cost = dist / rmax + self.size_weight * np.abs(td[:, None] - d[free][None, :]) / dmax
             cost = cost + 1e-3 * (gaps[:, None] - 1)  # prefer recently seen tracks on ties
