@@ -114,14 +114,19 @@ def test_three_discs(radius: int, f: float, layout: str) -> None:
         h = d / math.sqrt(3)
         centres = [(c - h, c), (c + h / 2, c - d / 2), (c + h / 2, c + d / 2)]
     m, truth = discs(centres, radius, (n, n))
-    if layout == "cluster" and f < 1.9:
-        # a tight triangle leaves a concave centre that UECS may turn into a fourth marker;
-        # everything found must still be one of the discs or that centre, and reported
-        r = af.postprocess(m, S)
-        assert len(r.particles) >= 1
-        return
     r = af.postprocess(m, S)
     assert r.table.separated.all()
+    if layout == "cluster" and f < 1.9:
+        # a tight triangle: UECS also finds a marker in the concave centre, which regrows into
+        # an extra particle whose centroid lies in none of the discs; the three discs are found
+        inside = [
+            [k for k, d in enumerate(truth) if d[int(round(cy)), int(round(cx))]]
+            for cy, cx in zip(r.table.centroid_y_px, r.table.centroid_x_px, strict=True)
+        ]
+        extra = [i for i, k in enumerate(inside) if not k]
+        assert len(extra) <= 1 and len(r.table) == 3 + len(extra)
+        assert_matches_discs(r.table.drop(index=extra).reset_index(drop=True), truth, 0.05)
+        return
     assert_matches_discs(r.table, truth, 0.05)
 
 
