@@ -237,6 +237,25 @@ def test_live_policy_latest_counts_every_skipped_frame(movie, tmp_path, segmente
     assert done == sorted(done) and done[-1] == 11
     assert skipped, "a slow pipeline with policy latest must skip frames"
     assert sorted(done + skipped) == list(range(12))
+    # run() lists them in skipped.csv and counts them in the time series
+    info = run(
+        tmp_path,
+        tmp_path / "out",
+        settings=SETTINGS,
+        segmenter=_Slow(segmenter, 0.3),
+        pixel_size_nm=0.5,
+        live=True,
+        policy="latest",
+        poll_s=0.02,
+        quiet_timeout_s=0.8,
+        plots=False,
+    )
+    sk = pd.read_csv(tmp_path / "out" / "skipped.csv")
+    ts = pd.read_csv(tmp_path / "out" / "timeseries.csv")
+    assert info["frames_skipped"] == len(sk) > 0
+    assert sorted(sk["frame"].tolist() + ts["frame"].tolist()) == list(range(12))
+    assert set(sk["reason"]) == {"policy latest: a newer frame was ready"}
+    assert ts["skipped_so_far"].is_monotonic_increasing
     with pytest.raises(ValueError, match="live"):
         stream(tmp_path, settings=SETTINGS, segmenter=segmenter, policy="latest")
 
