@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import tifffile
-from antema_fast.synth import Population, generate, to_uint16
+from antema_fast.synth import Imaging, Population, generate, to_uint16
 
 HERE = Path(__file__).resolve().parent
 
@@ -63,16 +63,34 @@ EXAMPLES = [
         "gold_hrtem.tif",
         "hrtem",
         14,
-        0.05,
+        0.08,
         Population(
             median_diameter_nm=3.0,
             sigma_log=0.15,
-            coverage=0.12,
+            coverage=0.15,
             overlap_fraction=0.15,
             shapes=("sphere", "truncated_octahedron"),
         ),
     ),
 ]
+
+# Imaging conditions fixed where the generator's random draw would give an unrepresentative
+# picture (carbon texture as dark as the particles): 40 % particle contrast, weak carbon texture,
+# lattice fringes, slight defocus with a Fresnel fringe.
+IMAGING = {
+    "gold_hrtem.tif": Imaging(
+        style="bf",
+        mu_per_nm=0.17,
+        carbon_amplitude=0.04,
+        carbon_grain_nm=0.5,
+        lattice_amplitude=0.25,
+        blur_nm=0.08,
+        fresnel_amplitude=0.5,
+        fresnel_width_nm=0.4,
+        dose_per_px=1000.0,
+        gradient=0.1,
+    ),
+}
 SHAPE = (512, 512)
 
 
@@ -101,7 +119,14 @@ def write_tiff(path: Path, image: np.ndarray, pixel_size_nm: float) -> None:
 def main() -> None:
     truth = {}
     for name, regime, seed, px, population in EXAMPLES:
-        synth = generate(seed, SHAPE, regime, pixel_size_nm=px, population=population)
+        synth = generate(
+            seed,
+            SHAPE,
+            regime,
+            pixel_size_nm=px,
+            population=population,
+            imaging=IMAGING.get(name),
+        )
         image = to_uint16(synth.image)
         path = HERE / name
         if path.suffix == ".dm3":

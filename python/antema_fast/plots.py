@@ -108,11 +108,14 @@ def _format_length(nm: float) -> str:
     return f"{nm:g} nm"
 
 
-def _new_figure(shape: tuple[int, int]) -> tuple[Figure, Axes]:
+def _new_figure(shape: tuple[int, int], strip_in: float = 0.0) -> tuple[Figure, Axes]:
+    """A figure whose axes show the image edge to edge, with an optional strip below (inches)."""
     plt = _pyplot()
     h, w = shape
-    fig = plt.figure(figsize=(_WIDTH_IN, _WIDTH_IN * h / max(w, 1)), dpi=_DPI)
-    ax = fig.add_axes((0.0, 0.0, 1.0, 1.0))
+    image_in = _WIDTH_IN * h / max(w, 1)
+    fig = plt.figure(figsize=(_WIDTH_IN, image_in + strip_in), dpi=_DPI)
+    bottom = strip_in / (image_in + strip_in)
+    ax = fig.add_axes((0.0, bottom, 1.0, 1.0 - bottom))
     ax.set_axis_off()
     return fig, ax
 
@@ -231,7 +234,7 @@ def draw_particle_map(
     from matplotlib.lines import Line2D
     from matplotlib.patches import Rectangle
 
-    fig, ax = _new_figure(image.shape)
+    fig, ax = _new_figure(image.shape, strip_in=0.45)
     ids = (
         table["particle_id"].to_numpy()
         if "particle_id" in table.columns and len(table) == len(particles)
@@ -291,7 +294,15 @@ def draw_particle_map(
             handles.append(
                 Line2D([], [], color=colour[r], linestyle="--", label=f"excluded: {r} ({n})")
             )
-    ax.legend(handles=handles, loc="upper left", fontsize=8, framealpha=0.7)
+    # the legend sits in the strip under the image, so it hides no particle
+    fig.legend(
+        handles=handles,
+        loc="lower center",
+        ncol=min(len(handles), 4),
+        fontsize=8,
+        frameon=False,
+        borderaxespad=0.2,
+    )
     ax.set_xlim(-0.5, w - 0.5)
     ax.set_ylim(h - 0.5, -0.5)
     _scale_bar(ax, image.shape, pixel_size_nm)
