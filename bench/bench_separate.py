@@ -124,7 +124,7 @@ def best_time(fn: Callable[[], Any], repeat: int) -> tuple[float, float, Any]:
 
 def core_call(mask: np.ndarray) -> dict[str, Any]:
     st = af.Settings()
-    m = np.ascontiguousarray(mask, dtype=np.uint8)
+    m = np.ascontiguousarray(mask, dtype=bool).view(np.uint8)  # as postprocess: no copy
     return _core.postprocess_frame(
         m,
         "uecs",

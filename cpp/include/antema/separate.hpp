@@ -20,6 +20,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -232,14 +233,17 @@ inline FrameResult postprocess_frame(const std::uint8_t* mask, int rows, int col
     const std::size_t n = static_cast<std::size_t>(rows) * static_cast<std::size_t>(cols);
     if (n == 0) return out;
     const std::size_t W = static_cast<std::size_t>(cols);
-    std::vector<std::uint8_t> m(n);
+    // Frame-sized buffers without zero-filling: m is written below, lab by label_into.
+    const std::unique_ptr<std::uint8_t[]> m_buf(new std::uint8_t[n]);
+    const std::unique_ptr<std::int32_t[]> lab_buf(new std::int32_t[n]);
+    std::uint8_t* const m = m_buf.get();
+    std::int32_t* const lab = lab_buf.get();
     for (std::size_t i = 0; i < n; ++i) m[i] = mask[i] ? 1 : 0;
-    std::vector<std::int32_t> lab(n);
 
     // Step 4: despeckle and fill small holes. Each enclosed background component is a hole of
     // exactly one 8-connected area (its border is 8-connected), so holes are found per area on
     // the area's bounding box instead of labelling the whole background.
-    LabelResult lr = label_into(m.data(), rows, cols, 8, lab.data());
+    LabelResult lr = label_into(m, rows, cols, 8, lab);
     std::vector<std::uint8_t> is_speck(static_cast<std::size_t>(lr.count) + 1, 0);
     for (std::int32_t id = 1; id <= lr.count; ++id) {
         const ComponentStats& s = lr.stats[static_cast<std::size_t>(id - 1)];
@@ -266,7 +270,7 @@ inline FrameResult postprocess_frame(const std::uint8_t* mask, int rows, int col
             ComponentStats& s = lr.stats[static_cast<std::size_t>(id - 1)];
             if (s.holes() <= 0) continue;  // Euler number: no hole at all (most particles)
             const detail::HoleReport hr =
-                detail::fill_small_holes(m.data(), lab.data(), cols, id, s, p.min_area, hs);
+                detail::fill_small_holes(m, lab, cols, id, s, p.min_area, hs);
             s.area += hr.filled;
             holes[static_cast<std::size_t>(id)] = hr.remaining;
             merged = merged || hr.merged;
@@ -275,7 +279,7 @@ inline FrameResult postprocess_frame(const std::uint8_t* mask, int rows, int col
     // Renumber the areas 1..count without the specks (or relabel after a merge).
     std::vector<std::int32_t> area_ids;
     if (merged) {
-        lr = label_into(m.data(), rows, cols, 8, lab.data());
+        lr = label_into(m, rows, cols, 8, lab);
         holes.assign(static_cast<std::size_t>(lr.count) + 1, 0);
         for (std::int32_t id = 1; id <= lr.count; ++id) {
             area_ids.push_back(id);
@@ -297,7 +301,7 @@ inline FrameResult postprocess_frame(const std::uint8_t* mask, int rows, int col
     };
     std::vector<Candidate> cand;
     out.n_areas = static_cast<std::int32_t>(area_ids.size());
-    const UecsParams up{p.min_marker_area, p.threshold};
+    const UecsParams up{p.min_marker_area, p.threshold, /*area_known_non_convex=*/true};
     std::vector<std::uint8_t> crop;
     for (std::int32_t aid = 0; aid < out.n_areas; ++aid) {
         const std::int32_t id = area_ids[static_cast<std::size_t>(aid)];
@@ -311,7 +315,7 @@ inline FrameResult postprocess_frame(const std::uint8_t* mask, int rows, int col
                 }
             }
         }
-        auto fg = [&lab, rows, cols, W, id](int r, int c) {
+        auto fg = [lab, rows, cols, W, id](int r, int c) {
             return r >= 0 && c >= 0 && r < rows && c < cols &&
                    lab[static_cast<std::size_t>(r) * W + static_cast<std::size_t>(c)] == id;
         };

@@ -73,6 +73,9 @@ struct SeparationResult {
 struct UecsParams {
     std::int64_t min_marker_area = 30;
     double threshold = 0.95;
+    // The caller already knows the whole area is non-convex (the convexity gate sent it), so
+    // iteration 0 need not measure it again. Only a shortcut: the result is the same.
+    bool area_known_non_convex = false;
 };
 
 namespace detail {
@@ -297,10 +300,11 @@ inline SeparationResult uecs(const std::uint8_t* area, int rows, int cols, const
         eroded.clear();
         for (std::int32_t id = 1; id <= lr.count; ++id) {
             const ComponentStats& s = lr.stats[static_cast<std::size_t>(id - 1)];
+            const bool known = k == 0 && lr.count == 1 && p.area_known_non_convex;
             const bool erode_it = s.area > m && k < limit && unchanged < 2 &&
                                   detail::minor_axis_length(lab.data(), cols, id, s) > axis_min &&
-                                  !detail::component_convex(lab.data(), rows, cols, id, s,
-                                                            p.threshold);
+                                  (known || !detail::component_convex(lab.data(), rows, cols, id,
+                                                                      s, p.threshold));
             if (erode_it) {
                 eroded.push_back(id);
                 continue;
