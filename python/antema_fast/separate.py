@@ -27,7 +27,7 @@ import pandas as pd
 from ._settings import Settings
 from .measure import Particle, _as_mask, _check_pixel_size, measure_particles
 
-__all__ = ["REASONS", "PostprocessResult", "postprocess"]
+__all__ = ["EXCLUDED_COLUMNS", "REASONS", "PostprocessResult", "postprocess"]
 
 #: Exclusion reasons, in the order of the core's reason codes (1, 2, ...).
 REASONS: tuple[str, ...] = (
