@@ -303,3 +303,18 @@ def test_nested_particle_in_a_ring_matches_reference(gap: int, separation: str) 
         want = sorted(int(b.sum()) for _, _, b, _ in expected.particles)
         assert sorted(got.table.area_px) == want
         assert sorted(got.excluded.reason.astype(str)) == sorted(w for w, _ in expected.excluded)
+
+
+def test_measure_is_the_postprocess_table() -> None:
+    m = touching_pair((80, 200))
+    m |= disc(m.shape, 40, 160, 12)
+    pd.testing.assert_frame_equal(af.measure(m, S), af.postprocess(m, S).table)
+    pd.testing.assert_frame_equal(
+        af.measure(m, S, separation="none", circularity="legacy"),
+        af.postprocess(m, S, separation="none", circularity="legacy").table,
+    )
+    st = af.Settings(separation="watershed", convexity_threshold=0.98)
+    pd.testing.assert_frame_equal(af.measure(m, S, settings=st), af.postprocess(m, S, st).table)
+    # a keyword given to measure() overrides the settings object; None keeps the settings' value
+    assert len(af.measure(m, S, settings=st, separation="none")) == 2
+    assert len(af.measure(m, S, settings=st, separation=None)) == 3
