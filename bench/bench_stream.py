@@ -31,6 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 
@@ -43,6 +44,29 @@ def rss_mb() -> float:
     return float("nan")
 
 
+def _report_timing(
+    out: dict[str, object],
+    best: dict[str, float],
+    cpu: dict[str, float],
+    n: int,
+    equal: bool,
+    rounds: int,
+) -> None:
+    """Frames per second of each stage and of the pipeline, and the efficiency."""
+    stages = {k: n / best[k] for k in ("read", "segment", "measure")}
+    slowest = min(stages, key=stages.__getitem__)
+    pipe_fps = n / best["pipeline"]
+    out["rounds"] = rounds
+    out["stage_fps"] = {k: round(v, 2) for k, v in stages.items()}
+    out["cpu_s_per_frame"] = {k: round(v / n, 4) for k, v in cpu.items()}
+    out["slowest_stage"] = slowest
+    out["pipeline_fps"] = round(pipe_fps, 2)
+    out["pipeline_with_tracking_fps"] = round(n / best["pipeline_tracking"], 2)
+    out["efficiency"] = round(pipe_fps / stages[slowest], 3)
+    out["serial_fps"] = round(n / sum(best[k] for k in stages), 2)
+    out["pipeline_equals_stages"] = bool(equal)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--frames", type=int, default=200)
@@ -50,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rss-frames", type=int, default=1000)
     ap.add_argument("--backend", default="threshold", help="segmentation backend")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds (best kept)")
+    ap.add_argument("--only-memory", action="store_true", help="skip the timing rounds")
     ap.add_argument("--json", type=Path, help="write the results here")
     args = ap.parse_args(argv)
 
@@ -99,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
             if wall < best.get(name, float("inf")):
                 best[name], cpu[name] = wall, cpu_s
 
-        for rnd in range(args.rounds):
+        for rnd in range(0 if args.only_memory else args.rounds):
             print(f"round {rnd + 1}/{args.rounds}", file=sys.stderr, flush=True)
             # 1. read alone
             t0, c0 = time.perf_counter(), time.process_time()
@@ -130,18 +155,8 @@ def main(argv: list[str] | None = None) -> int:
                 pass
             keep("pipeline_tracking", time.perf_counter() - t0, time.process_time() - c0)
 
-        stages = {k: n / best[k] for k in ("read", "segment", "measure")}
-        slowest = min(stages, key=stages.__getitem__)
-        pipe_fps = n / best["pipeline"]
-        out["rounds"] = args.rounds
-        out["stage_fps"] = {k: round(v, 2) for k, v in stages.items()}
-        out["cpu_s_per_frame"] = {k: round(v / n, 4) for k, v in cpu.items()}
-        out["slowest_stage"] = slowest
-        out["pipeline_fps"] = round(pipe_fps, 2)
-        out["pipeline_with_tracking_fps"] = round(n / best["pipeline_tracking"], 2)
-        out["efficiency"] = round(pipe_fps / stages[slowest], 3)
-        out["serial_fps"] = round(n / sum(best[k] for k in stages), 2)
-        out["pipeline_equals_stages"] = bool(equal)
+        if not args.only_memory:
+            _report_timing(out, best, cpu, n, equal, args.rounds)
 
         # 5. memory over a long run (the movie cycled), with writing and tracking
         samples: list[tuple[int, float]] = []
@@ -168,6 +183,11 @@ def main(argv: list[str] | None = None) -> int:
         out["rss_mb_at_100"] = round(base, 1)
         out["rss_mb_end"] = round(samples[-1][1], 1)
         out["rss_growth_mb"] = round(samples[-1][1] - base, 1)
+        # per-frame allocations make single samples vary by tens of MB: compare medians too
+        after = [m for i, m in samples if i >= 100]
+        out["rss_growth_median_mb"] = round(
+            float(np.median(after[-5:])) - float(np.median(after[:5])), 1
+        )
         out["rss_samples"] = [(i, round(m, 1)) for i, m in samples]
         out["long_run_fps"] = round(info["frames_analysed"] / t_long, 2)
         out["long_run_particles"] = info["particles"]
