@@ -190,7 +190,7 @@ def test_live_folder_each_frame_once_in_order(movie, tmp_path, segmenter) -> Non
                 pixel_size_nm=0.5,
                 live=True,
                 poll_s=0.05,
-                quiet_timeout_s=1.5,
+                quiet_timeout_s=3.0,
             )
         )
     finally:
@@ -220,8 +220,14 @@ class _Slow:
 
 def test_live_policy_latest_counts_every_skipped_frame(movie, tmp_path, segmenter) -> None:
     u8 = movie.frames_u8()
-    for i in range(12):
-        cv2.imwrite(str(tmp_path / f"f{i:03d}.png"), u8[i])
+
+    def acquire() -> None:  # a camera writing a frame every 50 ms
+        for i in range(12):
+            cv2.imwrite(str(tmp_path / f"f{i:03d}.png"), u8[i])
+            time.sleep(0.05)
+
+    camera = threading.Thread(target=acquire)
+    camera.start()
     s = stream(
         tmp_path,
         settings=SETTINGS,
@@ -233,6 +239,7 @@ def test_live_policy_latest_counts_every_skipped_frame(movie, tmp_path, segmente
         quiet_timeout_s=0.8,
     )
     done = [fr.index for fr in s]
+    camera.join()
     skipped = sorted(k.index for k in s.skipped_frames)
     assert done == sorted(done) and done[-1] == 11
     assert skipped, "a slow pipeline with policy latest must skip frames"
@@ -258,6 +265,25 @@ def test_live_policy_latest_counts_every_skipped_frame(movie, tmp_path, segmente
     assert ts["skipped_so_far"].is_monotonic_increasing
     with pytest.raises(ValueError, match="live"):
         stream(tmp_path, settings=SETTINGS, segmenter=segmenter, policy="latest")
+
+
+def test_live_backlog_is_released_in_one_settling_period(tmp_path) -> None:
+    """Files already in the folder (a backlog) settle together, not one per poll."""
+    from antema_fast.stream._sources import LiveFolder
+
+    img = np.full((32, 32), 128, np.uint8)
+    for i in range(60):
+        cv2.imwrite(str(tmp_path / f"f{i}.png"), img)
+    watcher = LiveFolder(tmp_path, 1.0, poll_s=0.1, settle_s=0.2, quiet_timeout_s=0.5)
+    t0 = time.monotonic()
+    names = []
+    for ref in watcher:
+        names.append(ref.name)
+        if len(names) == 60:
+            elapsed = time.monotonic() - t0
+            watcher.stop()
+    assert names == [f"f{i}.png" for i in range(60)]
+    assert elapsed < 3.0  # one file per poll would take 60 x 0.2 s
 
 
 def test_errors_propagate_and_threads_stop(movie, segmenter) -> None:

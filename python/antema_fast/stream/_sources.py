@@ -327,10 +327,11 @@ class LiveFolder:
         index = 0
         last_activity = time.monotonic()
         while not self._stopped:
-            now = time.monotonic()
             paths = [p for p in _list_folder(folder) if p.name not in done]
             released = False
+            blocked = False  # an earlier file is not ready: later ones wait (in-order release)
             for p in paths:
+                now = time.monotonic()
                 try:
                     st = p.stat()
                 except FileNotFoundError:
@@ -338,12 +339,18 @@ class LiveFolder:
                 sig = (st.st_size, st.st_mtime_ns)
                 prev = seen.get(p.name)
                 if prev is None or prev[:2] != sig:
+                    # new or still changing; keep recording the later files' signatures so
+                    # that a backlog settles in one period, not one file per period
                     seen[p.name] = (sig[0], sig[1], now)
                     last_activity = now
-                    break  # head of line changed: wait for it
+                    blocked = True
+                    continue
+                if blocked:
+                    continue
                 stable_for = now - prev[2]
                 if stable_for >= self.settle_s and file_looks_complete(p):
                     done.add(p.name)
+                    seen.pop(p.name, None)
                     t = None if self.frame_interval_s is None else index * self.frame_interval_s
                     yield FrameRef(index, p.name, t, partial(self._read_when_ready, p))
                     index += 1
@@ -355,17 +362,19 @@ class LiveFolder:
                 ):
                     # stuck incomplete while later files exist: give up on it, say so
                     done.add(p.name)
+                    seen.pop(p.name, None)
                     if self.on_skip is not None:
                         self.on_skip(SkippedFrame(index, p.name, "incomplete"))
                     index += 1
                     continue
-                break  # in-order release: wait for this file
+                blocked = True
             if released:
                 continue
             if time.monotonic() - last_activity >= self.quiet_timeout_s:
                 for p in paths:
-                    if p.name not in done and self.on_skip is not None:
-                        self.on_skip(SkippedFrame(index, p.name, "incomplete"))
+                    if p.name not in done:
+                        if self.on_skip is not None:
+                            self.on_skip(SkippedFrame(index, p.name, "incomplete"))
                         index += 1
                 return
             time.sleep(self.poll_s)
