@@ -88,17 +88,6 @@ def test_run_tiled_of_pixelwise_function_is_exact() -> None:
     assert sum(s[0] for s in calls) == plan.n_tiles
 
 
-def _seam_report(tiled: np.ndarray, untiled: np.ndarray, seg: Segmenter, shape: tuple[int, int]):
-    plan = plan_tiles(shape, seg.settings.tile_size, seg.model.pad_multiple, seg.overlap)
-    rows, cols = plan.boundaries()
-    band = np.zeros(shape, bool)
-    for r in rows:
-        band[max(r - 2, 0) : r + 2, :] = True
-    for c in cols:
-        band[:, max(c - 2, 0) : c + 2] = True
-    return plan, rows, cols, band
-
-
 def test_tiled_4096_equals_untiled_and_has_no_seams(test_model: Path) -> None:
     img, truth = discs((4096, 4096), 3)
     untiled = Segmenter(Settings(tile_size=4096), backend="onnxruntime", model=test_model)
@@ -112,7 +101,7 @@ def test_tiled_4096_equals_untiled_and_has_no_seams(test_model: Path) -> None:
     changed = a.mask != b.mask
     assert changed.sum() <= 50
     assert np.all(np.abs(a.probability[changed] - 0.5) < 1e-3)
-    plan, rows, cols, band = _seam_report(b.probability, a.probability, tiled, (4096, 4096))
+    rows, cols = plan_tiles((4096, 4096), 1024, 16).boundaries()
     assert rows and cols
     for r in rows:  # no line of changed pixels along a tile border
         assert changed[max(r - 2, 0) : r + 2].sum() <= 4
@@ -134,12 +123,13 @@ def test_tiled_4096_shipped_model_no_seams(shipped_model: Path) -> None:
     assert float(diff.mean()) < 2e-3
     changed = a.mask != b.mask
     assert changed.mean() < 2e-3
-    plan, rows, cols, band = _seam_report(b.probability, a.probability, tiled, (4096, 4096))
-    # changes are not concentrated along tile borders: a line would show as a band whose change
-    # rate is far above the rest of the image
-    for r in rows:
-        line = changed[max(r - 2, 0) : r + 2]
-        assert line.mean() < 0.01, f"seam along row {r}: {line.mean():.4f} of pixels changed"
-    for c in cols:
-        line = changed[:, max(c - 2, 0) : c + 2]
-        assert line.mean() < 0.01, f"seam along column {c}: {line.mean():.4f} of pixels changed"
+    rows, cols = plan_tiles((4096, 4096), 2048, 32).boundaries()
+    bands = [(f"row {r}", np.s_[r - 2 : r + 2, :]) for r in rows]
+    bands += [(f"column {c}", np.s_[:, c - 2 : c + 2]) for c in cols]
+    assert len(bands) == 6  # tiles start at 0, 1024, 2048 on each axis
+    # no seam: along every tile border (a 4 px band) the probability barely moves and almost none
+    # of the particle pixels crossing the border change (a seam would cut through particles)
+    for where, band in bands:
+        particle, flipped = int(a.mask[band].sum()), int(changed[band].sum())
+        assert float(diff[band].mean()) < 2e-3, f"seam at {where}"
+        assert flipped <= max(0.02 * particle, 8), f"seam at {where}: {flipped} of {particle} px"
