@@ -184,3 +184,14 @@ def test_shipped_fp16_graph_keeps_the_mask(shipped_model: Path) -> None:
     b = Segmenter(backend="onnxruntime", model=fp16).segment(s.image)
     assert float(np.abs(a.probability - b.probability).mean()) < 1e-2
     assert iou(a.mask, b.mask) > 0.98
+
+
+def test_one_segmenter_serves_several_threads(ort_segmenter: Segmenter) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    images = [discs((320, 288), s)[0] for s in range(6)]
+    expected = [ort_segmenter.segment(im).probability for im in images]
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        got = list(pool.map(lambda im: ort_segmenter.segment(im).probability, images))
+    for e, g in zip(expected, got, strict=True):
+        np.testing.assert_array_equal(e, g)
