@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import antema_fast as af
@@ -500,3 +501,22 @@ def test_public_names() -> None:
     frames[:, 20:40, 20:40] = 30
     got = [fr.series["count"] for fr in mod(frames, settings=SETTINGS, pixel_size_nm=1.0)]
     assert got == [1, 1]
+
+
+@pytest.mark.parametrize(
+    ("name", "frames"),
+    [("ncempy/dmTest_3D_int16_64,65,66.dm4", 66), ("ncempy/temp.mrc", 3)],
+)
+def test_real_microscope_stacks(shared_data, name, frames) -> None:
+    """DM4 and MRC stacks stream frame by frame with the pixel size of the file."""
+    path = shared_data / "formats" / name
+    if not path.is_file():
+        pytest.skip(f"{path} is absent")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the readers' notes about these test files
+        first = af.read(path, frame=frames - 1)
+        results = list(stream(path, settings=SETTINGS, every=1))
+    assert [fr.index for fr in results] == list(range(frames))
+    last = results[-1].result.micrograph
+    assert last.pixel_size_nm == pytest.approx(first.pixel_size_nm)
+    np.testing.assert_array_equal(last.data, first.data)
