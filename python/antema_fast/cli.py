@@ -691,7 +691,7 @@ def _add_stream(sub: argparse._SubParsersAction) -> Runner:  # type: ignore[type
         "--max-displacement",
         type=float,
         metavar="NM",
-        help="--track: largest move between frames (default: median diameter)",
+        help="--track: largest move between frames (default: each track's own diameter)",
     )
     p.add_argument(
         "--memory",
