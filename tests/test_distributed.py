@@ -244,6 +244,51 @@ def test_engine_threads_follow_the_cores() -> None:
 
 
 @pytest.mark.filterwarnings(DASK_PANDAS)
+@pytest.mark.filterwarnings(DASK_PANDAS)
+def test_shipped_model_on_workers_equals_sequential(
+    archive: tuple[Path, list[Path]], client: distributed.Client, tmp_path: Path
+) -> None:
+    from antema_fast import analyze
+    from antema_fast.segment import Segmenter
+
+    settings = Settings(backend="auto", bootstrap_samples=200)
+    try:
+        segmenter = Segmenter(settings)
+    except FileNotFoundError as exc:
+        pytest.skip(f"shipped model absent: {exc}")
+    _, paths = archive
+    inputs = paths[:3]
+    out = tmp_path / "out"
+    report = analyze_archive(
+        inputs,
+        out,
+        client=client,
+        settings=settings,
+        pixel_size_nm=PIXEL_NM,
+        images=False,
+        formats=(),
+        progress=False,
+    )
+    assert (report.processed, report.failed) == (3, 0)
+    tables = []
+    for p in inputs:
+        t = analyze(p, pixel_size_nm=PIXEL_NM, settings=settings, segmenter=segmenter).table
+        t.insert(0, "source", str(p.absolute()))
+        t.insert(0, "sample", p.parent.name)
+        tables.append(t)
+    expected = _ordered(pd.concat(tables, ignore_index=True))
+    pd.testing.assert_frame_equal(_ordered(pd.read_parquet(out / "particles")), expected)
+    # each file's record names the model that ran on the worker, and its engine threads
+    import json
+
+    import pyarrow.parquet as pq
+
+    meta = pq.ParquetFile(_parquet_files(out)[0]).schema_arrow.metadata[b"antema_fast"]
+    provenance = json.loads(meta)["provenance"]
+    assert provenance["model_sha256"] == segmenter.model_sha256
+    assert provenance["segmenter"]["threads"] == max(1, len(os.sched_getaffinity(0)) // 2)
+
+
 def test_corrupt_file_is_recorded_and_the_rest_done(
     archive: tuple[Path, list[Path]], client: distributed.Client, tmp_path: Path
 ) -> None:
