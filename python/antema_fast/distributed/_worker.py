@@ -180,7 +180,10 @@ def process(
 
 
 def _read_record(path: str) -> tuple[dict[str, Any], pd.DataFrame]:
+    """An image's record from the file's metadata, and only the columns the summary needs."""
     import pyarrow.parquet as pq
+
+    from ..pipeline import SUMMARY_QUANTITIES
 
     pf = pq.ParquetFile(path)
     raw = (pf.schema_arrow.metadata or {}).get(METADATA_KEY)
@@ -197,7 +200,9 @@ def _read_record(path: str) -> tuple[dict[str, Any], pd.DataFrame]:
     out["seconds"] = float(sum(v for v in timings.values() if isinstance(v, (int, float))))
     for reason, n in sorted((rec.get("counts") or {}).items()):
         out[f"excluded_{reason}"] = n
-    return out, pf.read().to_pandas()
+    names = set(pf.schema_arrow.names)
+    columns = ["sample", *(c for c in SUMMARY_QUANTITIES if c in names)]
+    return out, pf.read(columns=columns).to_pandas()
 
 
 def summarize_folder(folder: str, settings: Settings) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -229,7 +234,7 @@ def summarize_folder(folder: str, settings: Settings) -> tuple[pd.DataFrame, pd.
     particles = pd.concat([t for _, t in pairs], ignore_index=True)
     parts = []
     for sample in sorted(index["sample"].unique()):
-        rows = particles[particles["sample"] == sample].drop(columns=["sample", "source"])
+        rows = particles[particles["sample"] == sample].drop(columns=["sample"])
         s = summarize(rows.reset_index(drop=True), settings)
         if s.index.name is not None or not isinstance(s.index, pd.RangeIndex):
             s = s.reset_index()
