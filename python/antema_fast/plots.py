@@ -274,7 +274,9 @@ def draw_particle_map(
     bbox_cols = ("bbox_row_min", "bbox_col_min", "bbox_row_max", "bbox_col_max")
     if len(excluded) and "reason" in excluded.columns and all(c in excluded for c in bbox_cols):
         reasons = sorted(str(r) for r in excluded["reason"].unique())
-        colour = {r: _REASON_COLOURS[i % len(_REASON_COLOURS)] for i, r in enumerate(reasons)}
+        reason_colour = {
+            r: _REASON_COLOURS[i % len(_REASON_COLOURS)] for i, r in enumerate(reasons)
+        }
         for _, row in excluded.iterrows():
             r0, c0 = float(row["bbox_row_min"]), float(row["bbox_col_min"])
             r1, c1 = float(row["bbox_row_max"]), float(row["bbox_col_max"])
@@ -284,7 +286,7 @@ def draw_particle_map(
                     c1 - c0 + 1,
                     r1 - r0 + 1,
                     fill=False,
-                    edgecolor=colour[str(row["reason"])],
+                    edgecolor=reason_colour[str(row["reason"])],
                     linestyle="--",
                     linewidth=1.0,
                 )
@@ -292,7 +294,7 @@ def draw_particle_map(
         for r in reasons:
             n = int((excluded["reason"].astype(str) == r).sum())
             handles.append(
-                Line2D([], [], color=colour[r], linestyle="--", label=f"excluded: {r} ({n})")
+                Line2D([], [], color=reason_colour[r], linestyle="--", label=f"excluded: {r} ({n})")
             )
     # the legend sits in the strip under the image, so it hides no particle
     fig.legend(
