@@ -520,3 +520,17 @@ def test_real_microscope_stacks(shared_data, name, frames) -> None:
     last = results[-1].result.micrograph
     assert last.pixel_size_nm == pytest.approx(first.pixel_size_nm)
     np.testing.assert_array_equal(last.data, first.data)
+
+
+def test_a_movie_without_particles_still_gives_every_table(tmp_path) -> None:
+    frames = np.full((4, 64, 64), 100, np.uint8)
+    info = run(list(frames), tmp_path, settings=SETTINGS, pixel_size_nm=1.0, track=True)
+    assert info["frames_analysed"] == 4 and info["particles"] == 0
+    csv = pd.read_csv(tmp_path / "particles.csv")
+    par = pd.read_parquet(tmp_path / "particles.parquet")
+    assert len(csv) == len(par) == 0
+    assert {"frame", "time_s", "track_id", "equivalent_diameter_nm"} <= set(csv.columns)
+    assert list(par.columns) == list(csv.columns)
+    ts = pd.read_parquet(tmp_path / "timeseries.parquet")
+    assert ts["count"].tolist() == [0, 0, 0, 0] and ts["mean_diameter_nm"].isna().all()
+    assert len(pd.read_csv(tmp_path / "tracks.csv")) == 0

@@ -43,11 +43,19 @@ class _TableSink:
         self._buffer: list[Any] = []
         self._buffered_frames = 0
         self._group_frames = group_frames
+        self._template: Any = None  # an empty frame's table, for an empty Parquet file
         self.rows = 0
 
     def append(self, df: Any) -> None:
         """Append one frame's rows (an empty frame only counts towards the row group)."""
         if len(df) == 0:
+            if self._columns is None:  # the header is known: write it, so the CSV exists
+                self._columns = [str(c) for c in df.columns]
+                self._template = df
+                if self.csv_path is not None:
+                    self._fh = self.csv_path.open("w", newline="", encoding="utf-8")
+                    df.to_csv(self._fh, header=True, index=False, lineterminator="\n")
+                    self._fh.flush()
             self._buffered_frames += 1
             return
         if self._columns is None:
@@ -106,6 +114,10 @@ class _TableSink:
             if self._pq is not None:
                 self._pq.close()
                 self._pq = None
+                os.replace(self._partial, self.parquet_path)
+                written.append(self.parquet_path)
+            elif self._template is not None:  # no rows at all: an empty file with the columns
+                self._template.to_parquet(self._partial, index=False)
                 os.replace(self._partial, self.parquet_path)
                 written.append(self.parquet_path)
         return written
