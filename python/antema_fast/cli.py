@@ -544,6 +544,12 @@ def _add_train(sub: argparse._SubParsersAction) -> Runner:  # type: ignore[type-
         default=None,
         help="stop after this many wall-clock minutes (cosine decay follows it)",
     )
+    p.add_argument(
+        "--init-from",
+        default=None,
+        metavar="CHECKPOINT",
+        help="start from these model weights (fine-tuning phase; fresh optimiser and schedule)",
+    )
     return _run_train
 
 
@@ -568,6 +574,7 @@ def _run_train(args: argparse.Namespace) -> int:
         export_every=args.export_every,
         name=args.name,
         time_budget_min=args.time_budget_min,
+        init_from=args.init_from,
     )
     summary = Trainer(cfg).run()
     print(

@@ -61,6 +61,9 @@ class TrainConfig:
         Wall-clock budget: the run ends when ``steps`` or this budget is reached, whichever is
         first, and the cosine decay follows whichever is further along (so a time-limited run
         still ends at the low learning rate).
+    init_from : str or None
+        Checkpoint whose model weights start the run (a second, fine-tuning phase); the optimiser
+        and schedule start fresh. A checkpoint in ``out_dir`` (resume) takes precedence.
     """
 
     out_dir: str = "train_run"
@@ -81,6 +84,7 @@ class TrainConfig:
     validate_every: int = 100
     export_every: int = 500
     time_budget_min: float | None = None
+    init_from: str | None = None
     val_synthetic: int = 3
     name: str = "antema-unet"
     preprocessing: dict[str, Any] = field(
@@ -178,6 +182,9 @@ class Trainer:
         )
         self.val_synth = D.synthetic_set(cfg.val_synthetic, cfg.tile, cfg.seed + 777)
         self.best = -1.0
+        if cfg.init_from:  # fine-tuning: weights only, fresh optimiser and schedule
+            st = torch.load(cfg.init_from, map_location="cpu", weights_only=False)
+            self.model.load_state_dict(st["model"])
         ck = self.out / "checkpoint.pt"
         if ck.exists():
             self.load(ck)
