@@ -4,10 +4,11 @@ Conventions
 -----------
 Images are padded at the bottom and right only, by reflection, so cropping back is ``[:h, :w]``.
 Tiles start at multiples of the pad multiple, so that a network with pooling sees every pixel on
-the same grid as it would untiled. Tile outputs are blended with weights that are zero in a thin
-margin along every tile edge that lies inside the image (where the tile's own zero padding
-distorts the output) and rise smoothly (raised cosine) to one across the rest of the overlap;
-the blended map is the weighted sum divided by the sum of weights.
+the same grid as it would untiled. Tile outputs are blended with weights that are zero in the
+outer quarter of the overlap along every tile edge that lies inside the image (where the tile's
+missing context distorts the output) and rise smoothly (raised cosine) to one across the middle
+half of the overlap; the overlap is the actual one between the two neighbours, so each tile's
+centre dominates. The blended map is the weighted sum divided by the sum of weights.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-DEFAULT_OVERLAP = 128  # px of overlap between neighbouring tiles
+DEFAULT_OVERLAP = 256  # px of overlap (at least) between neighbouring tiles
 
 
 def round_up(n: int, multiple: int) -> int:
@@ -70,19 +71,34 @@ def tile_starts(length: int, tile: int, overlap: int, multiple: int) -> list[int
     return [(k * span // (n - 1)) * multiple for k in range(n)]
 
 
-def _edge_ramp(n: int, overlap: int, low_inside: bool, high_inside: bool) -> np.ndarray:
-    """1-D blending weight of length n: zero margin then raised-cosine ramp at interior edges."""
-    w = np.ones(n, np.float32)
+def _ramp(d: np.ndarray, overlap: int) -> np.ndarray:
+    """Weight at distance ``d`` from an interior tile edge whose neighbour overlaps by ``overlap``.
+
+    Zero for the outer quarter of the overlap, a raised cosine up to one across the middle half,
+    one beyond. Two neighbours' ramps over their common overlap sum to one.
+    """
     margin = overlap // 4
     ramp_len = max(overlap - 2 * margin, 1)
+    t = np.clip((d - margin + 0.5) / ramp_len, 0.0, 1.0)
+    return (0.5 - 0.5 * np.cos(np.pi * t)).astype(np.float32)
+
+
+def _axis_weight(n: int, low_overlap: int, high_overlap: int) -> np.ndarray:
+    """1-D blending weight of a tile of length n; an overlap of 0 means an image border."""
     d = np.arange(n, dtype=np.float32)
-    ramp = np.clip((d - margin + 0.5) / ramp_len, 0.0, 1.0)
-    ramp = 0.5 - 0.5 * np.cos(np.pi * ramp)
-    if low_inside:
-        w = np.minimum(w, ramp)
-    if high_inside:
-        w = np.minimum(w, ramp[::-1])
-    return w.astype(np.float32)
+    w = np.ones(n, np.float32)
+    if low_overlap > 0:
+        w = np.minimum(w, _ramp(d, low_overlap))
+    if high_overlap > 0:
+        w = np.minimum(w, _ramp(d[::-1], high_overlap))
+    return w
+
+
+def _overlaps(starts: Sequence[int], tile: int, k: int) -> tuple[int, int]:
+    """Actual overlap of tile k with its previous and next neighbour (0 at an image border)."""
+    low = starts[k - 1] + tile - starts[k] if k > 0 else 0
+    high = starts[k] + tile - starts[k + 1] if k + 1 < len(starts) else 0
+    return low, high
 
 
 @dataclass(frozen=True)
@@ -117,10 +133,14 @@ class TilePlan:
         return len(self.rows) * len(self.cols)
 
     def weight(self, r0: int, c0: int) -> np.ndarray:
-        """Blending weight (tile_shape, float32) of the tile at (r0, c0)."""
+        """Blending weight (tile_shape, float32) of the tile at (r0, c0).
+
+        Along each axis the ramp at an interior edge spans the tile's actual overlap with that
+        neighbour (at least the requested overlap), so the centre of every tile dominates.
+        """
         th, tw = self.tile_shape
-        wr = _edge_ramp(th, self.overlap, r0 > 0, r0 + th < self.shape[0])
-        wc = _edge_ramp(tw, self.overlap, c0 > 0, c0 + tw < self.shape[1])
+        wr = _axis_weight(th, *_overlaps(self.rows, th, self.rows.index(r0)))
+        wc = _axis_weight(tw, *_overlaps(self.cols, tw, self.cols.index(c0)))
         return np.outer(wr, wc)
 
     def boundaries(self) -> tuple[list[int], list[int]]:
