@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-
 from antema_fast._preprocess import Preprocessing
 
 

@@ -1,14 +1,17 @@
 import math
 
 import pytest
-
 from antema_fast import Settings
 
 
 def test_defaults_follow_spec():
     s = Settings()
     assert (s.separation, s.convexity_threshold, s.min_convexity, s.min_diameter_nm) == (
-        "uecs", 0.95, 0.5, 0.5)
+        "uecs",
+        0.95,
+        0.5,
+        0.5,
+    )
     assert s.max_holes == 10 and s.circularity == "corrected"
 
 
@@ -20,9 +23,18 @@ def test_min_area_is_area_of_disc(s_nm):
     assert s.min_marker_area(s_nm) == max(expected, 30)
 
 
-@pytest.mark.parametrize("bad", [dict(separation="magic"), dict(convexity_threshold=1.5),
-                                 dict(min_convexity=0.99), dict(min_diameter_nm=-1),
-                                 dict(max_holes=-2), dict(threads=0), dict(circularity="x")])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(separation="magic"),
+        dict(convexity_threshold=1.5),
+        dict(min_convexity=0.99),
+        dict(min_diameter_nm=-1),
+        dict(max_holes=-2),
+        dict(threads=0),
+        dict(circularity="x"),
+    ],
+)
 def test_bad_settings_are_refused(bad):
     with pytest.raises(ValueError):
         Settings(**bad)

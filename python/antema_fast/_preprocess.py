@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from typing import Literal
 
 import numpy as np
 
@@ -89,18 +88,26 @@ class Preprocessing:
             raise ValueError(f"expected a 2-D image, got shape {a.shape}")
         x = a.astype(np.float32, copy=True)
         if self.gaussian_sigma_px > 0:
-            x = cv2.GaussianBlur(
-                x, (0, 0), sigmaX=self.gaussian_sigma_px, sigmaY=self.gaussian_sigma_px,
-                borderType=cv2.BORDER_REFLECT,
+            x = np.asarray(
+                cv2.GaussianBlur(
+                    x,
+                    (0, 0),
+                    sigmaX=self.gaussian_sigma_px,
+                    sigmaY=self.gaussian_sigma_px,
+                    borderType=cv2.BORDER_REFLECT,
+                ),
+                dtype=np.float32,
             )
         if self.low_percentile == 0.0 and self.high_percentile == 100.0:
             lo, hi = float(x.min()), float(x.max())
         else:
-            lo, hi = (float(v) for v in np.percentile(x, [self.low_percentile, self.high_percentile]))
+            lo, hi = (
+                float(v) for v in np.percentile(x, [self.low_percentile, self.high_percentile])
+            )
         if not hi > lo:
             return np.zeros(x.shape, np.float32)
         x = (x - lo) * np.float32(1.0 / (hi - lo))
         np.clip(x, 0.0, 1.0, out=x)
         if self.quantize_uint8:
-            x = np.rint(x * 255.0) * np.float32(1.0 / 255.0)
+            x = (np.rint(x * 255.0) * np.float32(1.0 / 255.0)).astype(np.float32, copy=False)
         return x.astype(np.float32, copy=False)

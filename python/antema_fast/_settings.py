@@ -96,9 +96,14 @@ class Settings:
                 "min_convexity must not exceed convexity_threshold: got "
                 f"{self.min_convexity} > {self.convexity_threshold}"
             )
-        if not (isinstance(self.min_diameter_nm, (int, float)) and math.isfinite(self.min_diameter_nm)
-                and self.min_diameter_nm >= 0):
-            raise ValueError(f"min_diameter_nm: expected a finite number ≥ 0, got {self.min_diameter_nm!r}")
+        if not (
+            isinstance(self.min_diameter_nm, (int, float))
+            and math.isfinite(self.min_diameter_nm)
+            and self.min_diameter_nm >= 0
+        ):
+            raise ValueError(
+                f"min_diameter_nm: expected a finite number ≥ 0, got {self.min_diameter_nm!r}"
+            )
         for name in ("max_holes", "min_marker_area_px", "tile_size", "bootstrap_samples"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 0:
