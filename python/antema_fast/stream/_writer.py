@@ -17,6 +17,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from ..export import atomic_write, atomic_write_text
 from ._sources import SkippedFrame
 
 _FORMATS = ("csv", "parquet")
@@ -127,17 +128,15 @@ def _write_whole(df: Any, outdir: Path, name: str, formats: tuple[str, ...]) -> 
     """Write a table known only at the end (tracks, curves) atomically: temp file, then rename."""
     out = []
     if "csv" in formats:
-        p = outdir / f"{name}.csv"
-        tmp = p.with_name(p.name + ".partial")
-        df.to_csv(tmp, index=False, lineterminator="\n")
-        os.replace(tmp, p)
-        out.append(p)
+        out.append(
+            atomic_write(
+                outdir / f"{name}.csv", lambda tmp: df.to_csv(tmp, index=False, lineterminator="\n")
+            )
+        )
     if "parquet" in formats:
-        p = outdir / f"{name}.parquet"
-        tmp = p.with_name(p.name + ".partial")
-        df.to_parquet(tmp, index=False)
-        os.replace(tmp, p)
-        out.append(p)
+        out.append(
+            atomic_write(outdir / f"{name}.parquet", lambda tmp: df.to_parquet(tmp, index=False))
+        )
     return out
 
 
@@ -269,9 +268,7 @@ class StreamWriter:
         files.append(self.outdir / "manifest.json")
         files = sorted(set(files))
         info["files"] = [p.name for p in files]
-        tmp = self.outdir / "manifest.json.partial"
-        tmp.write_text(json.dumps(info, indent=2, default=str), encoding="utf-8")
-        os.replace(tmp, self.outdir / "manifest.json")
+        atomic_write_text(self.outdir / "manifest.json", json.dumps(info, indent=2, default=str))
         self.files = files
         return files
 
