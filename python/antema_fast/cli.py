@@ -532,6 +532,14 @@ def _add_train(sub: argparse._SubParsersAction) -> Runner:  # type: ignore[type-
         help="folder of image + mask pairs (repeatable); 'msaem' is split 15/5",
     )
     p.add_argument("--real-fraction", type=float, default=0.3)
+    p.add_argument(
+        "--regime-weights",
+        type=_float_list,
+        default=None,
+        metavar="W,W,W,W,W",
+        help="probabilities of the synthetic regimes tem,hrtem,haadf,ultrasmall,lowdose "
+        "(default: the 'mixed' regime's 0.3,0.2,0.2,0.15,0.15)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--checkpoint-every", type=int, default=100)
@@ -553,6 +561,15 @@ def _add_train(sub: argparse._SubParsersAction) -> Runner:  # type: ignore[type-
     return _run_train
 
 
+def _float_list(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated numbers, got {text!r}"
+        ) from None
+
+
 def _run_train(args: argparse.Namespace) -> int:
     from .train.loop import TrainConfig, Trainer
 
@@ -567,6 +584,7 @@ def _run_train(args: argparse.Namespace) -> int:
         warmup=args.warmup,
         real=list(args.real),
         real_fraction=args.real_fraction,
+        regime_weights=args.regime_weights,
         seed=args.seed,
         threads=args.threads,
         checkpoint_every=args.checkpoint_every,

@@ -60,23 +60,33 @@ struct RowExtents {
     }
 };
 
-// Monotone chain on points sorted by (y, x) without duplicates. Returns the hull
-// counter-clockwise in the (y, x) frame, without collinear points.
-inline std::vector<IPoint> hull_of_sorted(const std::vector<IPoint>& p) {
+// Monotone chain on points sorted by (y, x) without duplicates, into `h` (reused buffer).
+// The hull is counter-clockwise in the (y, x) frame, without collinear points.
+inline void hull_of_sorted_into(const std::vector<IPoint>& p, std::vector<IPoint>& h) {
     const std::size_t n = p.size();
-    if (n < 3) return p;
-    std::vector<IPoint> h(2 * n);
+    if (n < 3) {
+        h.assign(p.begin(), p.end());
+        return;
+    }
+    h.resize(2 * n);
+    IPoint* const hp = h.data();
+    const IPoint* const pp = p.data();
     std::size_t k = 0;
     for (std::size_t i = 0; i < n; ++i) {
-        while (k >= 2 && cross(h[k - 2], h[k - 1], p[i]) <= 0) --k;
-        h[k++] = p[i];
+        while (k >= 2 && cross(hp[k - 2], hp[k - 1], pp[i]) <= 0) --k;
+        hp[k++] = pp[i];
     }
     const std::size_t lower = k + 1;
     for (std::size_t i = n - 1; i-- > 0;) {
-        while (k >= lower && cross(h[k - 2], h[k - 1], p[i]) <= 0) --k;
-        h[k++] = p[i];
+        while (k >= lower && cross(hp[k - 2], hp[k - 1], pp[i]) <= 0) --k;
+        hp[k++] = pp[i];
     }
     h.resize(k - 1);
+}
+
+inline std::vector<IPoint> hull_of_sorted(const std::vector<IPoint>& p) {
+    std::vector<IPoint> h;
+    hull_of_sorted_into(p, h);
     return h;
 }
 
@@ -102,38 +112,50 @@ inline std::vector<IPoint> corner_hull(const RowExtents& e) {
     return hull_of_sorted(pts);
 }
 
-// Hull of the pixel edge midpoints, doubled coordinates. Throws if the set is empty.
-inline std::vector<IPoint> midpoint_hull(const RowExtents& e) {
-    std::vector<IPoint> pts;
-    pts.reserve(static_cast<std::size_t>(4 * e.size() + 2));
-    auto push_pair = [&](std::int64_t y, std::int64_t lo, std::int64_t hi) {
-        pts.push_back({y, lo});
-        if (hi != lo) pts.push_back({y, hi});
-    };
-    for (int i = -1; i < e.size(); ++i) {
+// Hull of the pixel edge midpoints, doubled coordinates, into `hull`; `pts` is a scratch
+// buffer. Throws if the set is empty.
+inline void midpoint_hull_into(const RowExtents& e, std::vector<IPoint>& pts,
+                               std::vector<IPoint>& hull) {
+    const int n = e.size();
+    pts.resize(static_cast<std::size_t>(4 * n + 4));
+    IPoint* const out = pts.data();
+    std::size_t k = 0;
+    const std::int32_t* const L = e.left.data();
+    const std::int32_t* const R = e.right.data();
+    for (int i = -1; i < n; ++i) {
         // Odd doubled row 2r+1 between pixel rows r = row0 + i and r + 1: bottom midpoints of
         // row r and top midpoints of row r + 1.
+        const bool has_i = i >= 0 && L[i] <= R[i];
+        const bool has_next = i + 1 < n && L[i + 1] <= R[i + 1];
+        if (!has_i && !has_next) continue;
         std::int64_t lo = std::numeric_limits<std::int64_t>::max();
         std::int64_t hi = std::numeric_limits<std::int64_t>::min();
-        for (int j = i; j <= i + 1; ++j) {
-            if (j < 0 || j >= e.size() || e.empty_row(j)) continue;
-            lo = std::min<std::int64_t>(lo, 2 * std::int64_t{e.left[static_cast<std::size_t>(j)]});
-            hi = std::max<std::int64_t>(hi, 2 * std::int64_t{e.right[static_cast<std::size_t>(j)]});
+        if (has_i) {
+            lo = 2 * std::int64_t{L[i]};
+            hi = 2 * std::int64_t{R[i]};
+            // Even doubled row 2r of pixel row r (left and right edge midpoints) goes before
+            // the odd row 2r + 1 to keep the (y, x) order; the two differ (width >= 2).
+            const std::int64_t yr = 2 * (std::int64_t{e.row0} + i);
+            out[k++] = {yr, lo - 1};
+            out[k++] = {yr, hi + 1};
         }
-        if (lo <= hi) {
-            // Even doubled row 2r of pixel row r (left and right edge midpoints) goes before the
-            // odd row 2r + 1 to keep the (y, x) order.
-            const std::int64_t y = 2 * (std::int64_t{e.row0} + i) + 1;
-            if (i >= 0 && !e.empty_row(i)) {
-                const std::int64_t yr = 2 * (std::int64_t{e.row0} + i);
-                push_pair(yr, 2 * std::int64_t{e.left[static_cast<std::size_t>(i)]} - 1,
-                          2 * std::int64_t{e.right[static_cast<std::size_t>(i)]} + 1);
-            }
-            push_pair(y, lo, hi);
+        if (has_next) {
+            lo = std::min(lo, 2 * std::int64_t{L[i + 1]});
+            hi = std::max(hi, 2 * std::int64_t{R[i + 1]});
         }
+        const std::int64_t y = 2 * (std::int64_t{e.row0} + i) + 1;
+        out[k++] = {y, lo};
+        if (hi != lo) out[k++] = {y, hi};
     }
-    if (pts.empty()) throw std::invalid_argument("antema::midpoint_hull: expected a non-empty pixel set");
-    return hull_of_sorted(pts);
+    if (k == 0) throw std::invalid_argument("antema::midpoint_hull: expected a non-empty pixel set");
+    pts.resize(k);
+    hull_of_sorted_into(pts, hull);
+}
+
+inline std::vector<IPoint> midpoint_hull(const RowExtents& e) {
+    std::vector<IPoint> pts, hull;
+    midpoint_hull_into(e, pts, hull);
+    return hull;
 }
 
 namespace detail {
@@ -148,19 +170,20 @@ inline std::int64_t floor_div(std::int64_t a, std::int64_t b) {  // b > 0
 // (2r, 2c) lies strictly inside the midpoint hull (doubled coordinates, counter-clockwise).
 // The slice of a convex polygon at height y is bounded by the edges whose span contains y, so
 // each edge constrains only the rows it spans: O(rows + hull size), exact integer arithmetic.
-inline RowExtents convex_rows(const std::vector<IPoint>& h, int row_first, int row_last) {
-    RowExtents out;
+inline void convex_rows_into(const std::vector<IPoint>& h, int row_first, int row_last,
+                             RowExtents& out, std::vector<std::int64_t>& lo,
+                             std::vector<std::int64_t>& hi) {
     const int n_rows = row_last - row_first + 1;
     out.reset(row_first, n_rows < 0 ? 0 : n_rows);
     const std::size_t m = h.size();
-    if (m < 3 || n_rows <= 0) return out;
+    if (m < 3 || n_rows <= 0) return;
     std::int64_t ymin = h[0].y, ymax = h[0].y;
     for (const IPoint& p : h) {
         ymin = std::min(ymin, p.y);
         ymax = std::max(ymax, p.y);
     }
-    std::vector<std::int64_t> lo(static_cast<std::size_t>(n_rows), std::numeric_limits<std::int32_t>::min());
-    std::vector<std::int64_t> hi(static_cast<std::size_t>(n_rows), std::numeric_limits<std::int32_t>::max());
+    lo.assign(static_cast<std::size_t>(n_rows), std::numeric_limits<std::int32_t>::min());
+    hi.assign(static_cast<std::size_t>(n_rows), std::numeric_limits<std::int32_t>::max());
     const std::int64_t y_first = 2 * std::int64_t{row_first};
     for (std::size_t k = 0; k < m; ++k) {
         const IPoint& v = h[k];
@@ -194,6 +217,12 @@ inline RowExtents convex_rows(const std::vector<IPoint>& h, int row_first, int r
         out.left[ii] = static_cast<std::int32_t>(lo[ii]);
         out.right[ii] = static_cast<std::int32_t>(hi[ii]);
     }
+}
+
+inline RowExtents convex_rows(const std::vector<IPoint>& h, int row_first, int row_last) {
+    RowExtents out;
+    std::vector<std::int64_t> lo, hi;
+    convex_rows_into(h, row_first, row_last, out, lo, hi);
     return out;
 }
 

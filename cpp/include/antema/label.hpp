@@ -30,6 +30,8 @@
 // provisional labels than int32 can hold).
 #pragma once
 
+#include "restrict.hpp"
+
 #include <algorithm>
 #include <cstddef>
 #include <cstring>
@@ -264,12 +266,21 @@ inline RunLabelling label_runs(const std::uint8_t* mask, int rows, int cols, int
 }
 
 // Writes the label image of a run labelling (labels: rows * cols int32).
+// Each pixel is written once: the gaps between a row's runs get 0 (runs are in raster order).
 inline void paint_labels(const RunLabelling& rl, int rows, int cols, std::int32_t* labels) {
     const std::size_t w = static_cast<std::size_t>(cols);
-    std::fill(labels, labels + static_cast<std::size_t>(rows) * w, 0);
-    for (const Run& run : rl.runs) {
-        std::int32_t* l = labels + static_cast<std::size_t>(run.row) * w;
-        std::fill(l + run.c0, l + run.c1 + 1, run.label);
+    const std::size_t n_runs = rl.runs.size();
+    std::size_t k = 0;
+    for (int r = 0; r < rows; ++r) {
+        std::int32_t* l = labels + static_cast<std::size_t>(r) * w;
+        int c = 0;
+        for (; k < n_runs && rl.runs[k].row == r; ++k) {
+            const Run& run = rl.runs[k];
+            std::fill(l + c, l + run.c0, 0);
+            std::fill(l + run.c0, l + run.c1 + 1, run.label);
+            c = run.c1 + 1;
+        }
+        std::fill(l + c, l + cols, 0);
     }
 }
 

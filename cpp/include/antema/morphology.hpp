@@ -19,6 +19,8 @@
 //   void close_cross(const uint8_t* in, uint8_t* out, uint8_t* tmp, int rows, int cols);
 #pragma once
 
+#include "restrict.hpp"
+
 #include <cstddef>
 #include <cstdint>
 #include <stdexcept>
@@ -56,10 +58,10 @@ inline void erode(const std::uint8_t* in, std::uint8_t* out, int rows, int cols,
     const std::size_t w = static_cast<std::size_t>(cols);
     const std::uint8_t* one = detail::constant_row(cols, 1);
     for (int r = 0; r < rows; ++r) {
-        const std::uint8_t* cur = in + static_cast<std::size_t>(r) * w;
-        const std::uint8_t* up = r > 0 ? cur - w : one;
-        const std::uint8_t* dn = r + 1 < rows ? cur + w : one;
-        std::uint8_t* o = out + static_cast<std::size_t>(r) * w;
+        const std::uint8_t* ANTEMA_RESTRICT cur = in + static_cast<std::size_t>(r) * w;
+        const std::uint8_t* ANTEMA_RESTRICT up = r > 0 ? cur - w : one;
+        const std::uint8_t* ANTEMA_RESTRICT dn = r + 1 < rows ? cur + w : one;
+        std::uint8_t* ANTEMA_RESTRICT o = out + static_cast<std::size_t>(r) * w;
         const int last = cols - 1;
         if (e == Element::square2) {
             for (int c = 0; c < last; ++c) o[c] = cur[c] & cur[c + 1] & dn[c] & dn[c + 1];
@@ -84,10 +86,10 @@ inline void dilate(const std::uint8_t* in, std::uint8_t* out, int rows, int cols
     const std::size_t w = static_cast<std::size_t>(cols);
     const std::uint8_t* zero = detail::constant_row(cols, 0);
     for (int r = 0; r < rows; ++r) {
-        const std::uint8_t* cur = in + static_cast<std::size_t>(r) * w;
-        const std::uint8_t* up = r > 0 ? cur - w : zero;
-        const std::uint8_t* dn = r + 1 < rows ? cur + w : zero;
-        std::uint8_t* o = out + static_cast<std::size_t>(r) * w;
+        const std::uint8_t* ANTEMA_RESTRICT cur = in + static_cast<std::size_t>(r) * w;
+        const std::uint8_t* ANTEMA_RESTRICT up = r > 0 ? cur - w : zero;
+        const std::uint8_t* ANTEMA_RESTRICT dn = r + 1 < rows ? cur + w : zero;
+        std::uint8_t* ANTEMA_RESTRICT o = out + static_cast<std::size_t>(r) * w;
         const int last = cols - 1;
         if (e == Element::square2) {
             o[0] = cur[0] | up[0];  // the column left of the crop counts as clear

@@ -214,6 +214,23 @@ inline Piece excluded_stats(const ComponentStats& s, Reason why) {
     return dropped_component(s, why);
 }
 
+// Largest frame (pixels) whose working buffers a thread keeps between calls: 4096² (80 MiB).
+constexpr std::size_t kKeptFramePixels = std::size_t{4096} * 4096;
+
+struct FrameBuffers {
+    std::unique_ptr<std::uint8_t[]> m;
+    std::unique_ptr<std::int32_t[]> lab;
+    std::size_t capacity = 0;
+    void reserve(std::size_t n) {
+        if (n <= capacity) return;
+        m.reset();  // free before allocating the larger pair
+        lab.reset();
+        m.reset(new std::uint8_t[n]);
+        lab.reset(new std::int32_t[n]);
+        capacity = n;
+    }
+};
+
 }  // namespace detail
 
 inline FrameResult postprocess_frame(const std::uint8_t* mask, int rows, int cols,
@@ -233,17 +250,28 @@ inline FrameResult postprocess_frame(const std::uint8_t* mask, int rows, int col
     const std::size_t n = static_cast<std::size_t>(rows) * static_cast<std::size_t>(cols);
     if (n == 0) return out;
     const std::size_t W = static_cast<std::size_t>(cols);
-    // Frame-sized buffers without zero-filling: m is written below, lab by label_into.
-    const std::unique_ptr<std::uint8_t[]> m_buf(new std::uint8_t[n]);
-    const std::unique_ptr<std::int32_t[]> lab_buf(new std::int32_t[n]);
-    std::uint8_t* const m = m_buf.get();
-    std::int32_t* const lab = lab_buf.get();
-    for (std::size_t i = 0; i < n; ++i) m[i] = mask[i] ? 1 : 0;
+    // Frame-sized buffers without zero-filling: m is written below, lab by label_into. They are
+    // kept per thread between calls up to detail::kKeptFramePixels (a stream or a batch calls
+    // this once per frame of the same size: fresh pages would cost a page fault each, about a
+    // sixth of the time of a 4096² frame); larger frames get buffers of their own.
+    detail::FrameBuffers fresh;
+    thread_local detail::FrameBuffers kept;
+    detail::FrameBuffers& buf = n <= detail::kKeptFramePixels ? kept : fresh;
+    buf.reserve(n);
+    std::uint8_t* const m = buf.m.get();
+    std::int32_t* const lab = buf.lab.get();
+    {
+        const std::uint8_t* ANTEMA_RESTRICT src = mask;
+        std::uint8_t* ANTEMA_RESTRICT dst = m;
+        for (std::size_t i = 0; i < n; ++i) dst[i] = src[i] != 0;
+    }
 
     // Step 4: despeckle and fill small holes. Each enclosed background component is a hole of
     // exactly one 8-connected area (its border is 8-connected), so holes are found per area on
     // the area's bounding box instead of labelling the whole background.
-    LabelResult lr = label_into(m, rows, cols, 8, lab);
+    RunLabelling rl = label_runs(m, rows, cols, 8);
+    paint_labels(rl, rows, cols, lab);
+    LabelResult lr = std::move(rl.result);  // rl.runs stays: the areas' crops come from it
     std::vector<std::uint8_t> is_speck(static_cast<std::size_t>(lr.count) + 1, 0);
     for (std::int32_t id = 1; id <= lr.count; ++id) {
         const ComponentStats& s = lr.stats[static_cast<std::size_t>(id - 1)];
@@ -262,6 +290,8 @@ inline FrameResult postprocess_frame(const std::uint8_t* mask, int rows, int col
         }
     }
     std::vector<std::int64_t> holes(static_cast<std::size_t>(lr.count) + 1, 0);
+    // Areas that gained filled hole pixels: their runs no longer describe them.
+    std::vector<std::uint8_t> holes_filled(static_cast<std::size_t>(lr.count) + 1, 0);
     bool merged = false;  // a filled gap joined two areas: relabel (rare: nested particles)
     {
         detail::HoleScratch hs;
@@ -272,6 +302,7 @@ inline FrameResult postprocess_frame(const std::uint8_t* mask, int rows, int col
             const detail::HoleReport hr =
                 detail::fill_small_holes(m, lab, cols, id, s, p.min_area, hs);
             s.area += hr.filled;
+            if (hr.filled > 0) holes_filled[static_cast<std::size_t>(id)] = 1;
             holes[static_cast<std::size_t>(id)] = hr.remaining;
             merged = merged || hr.merged;
         }
@@ -279,7 +310,10 @@ inline FrameResult postprocess_frame(const std::uint8_t* mask, int rows, int col
     // Renumber the areas 1..count without the specks (or relabel after a merge).
     std::vector<std::int32_t> area_ids;
     if (merged) {
-        lr = label_into(m, rows, cols, 8, lab);
+        rl = label_runs(m, rows, cols, 8);
+        paint_labels(rl, rows, cols, lab);
+        lr = std::move(rl.result);
+        holes_filled.assign(static_cast<std::size_t>(lr.count) + 1, 0);
         holes.assign(static_cast<std::size_t>(lr.count) + 1, 0);
         for (std::int32_t id = 1; id <= lr.count; ++id) {
             area_ids.push_back(id);
@@ -288,6 +322,19 @@ inline FrameResult postprocess_frame(const std::uint8_t* mask, int rows, int col
     } else {
         for (std::int32_t id = 1; id <= lr.count; ++id) {
             if (!is_speck[static_cast<std::size_t>(id)]) area_ids.push_back(id);
+        }
+    }
+
+    // The runs of each label, in raster order (counting sort of the run list by label).
+    std::vector<std::size_t> run_begin(static_cast<std::size_t>(lr.count) + 2, 0);
+    for (const Run& run : rl.runs) ++run_begin[static_cast<std::size_t>(run.label) + 1];
+    for (std::size_t i = 1; i < run_begin.size(); ++i) run_begin[i] += run_begin[i - 1];
+    std::vector<std::uint32_t> run_order(rl.runs.size());
+    {
+        std::vector<std::size_t> next(run_begin.begin(), run_begin.end() - 1);
+        for (std::size_t k = 0; k < rl.runs.size(); ++k) {
+            run_order[next[static_cast<std::size_t>(rl.runs[k].label)]++] =
+                static_cast<std::uint32_t>(k);
         }
     }
 
@@ -307,12 +354,28 @@ inline FrameResult postprocess_frame(const std::uint8_t* mask, int rows, int col
         const std::int32_t id = area_ids[static_cast<std::size_t>(aid)];
         const ComponentStats& s = lr.stats[static_cast<std::size_t>(id - 1)];
         const int h = s.row_max - s.row_min + 1, w = s.col_max - s.col_min + 1;
-        crop.assign(static_cast<std::size_t>(h) * static_cast<std::size_t>(w), 0);
-        for (int r = s.row_min; r <= s.row_max; ++r) {
-            for (int c = s.col_min; c <= s.col_max; ++c) {
-                if (lab[static_cast<std::size_t>(r) * W + c] == id) {
-                    crop[static_cast<std::size_t>(r - s.row_min) * w + (c - s.col_min)] = 1;
-                }
+        if (!holes_filled[static_cast<std::size_t>(id)]) {
+            // From the area's runs: O(area), and the label image is not read.
+            crop.assign(static_cast<std::size_t>(h) * static_cast<std::size_t>(w), 0);
+            std::uint8_t* const cp = crop.data();
+            for (std::size_t q = run_begin[static_cast<std::size_t>(id)];
+                 q < run_begin[static_cast<std::size_t>(id) + 1]; ++q) {
+                const Run& run = rl.runs[run_order[q]];
+                std::uint8_t* row = cp + static_cast<std::size_t>(run.row - s.row_min) * w;
+                std::fill(row + (run.c0 - s.col_min), row + (run.c1 - s.col_min) + 1,
+                          std::uint8_t{1});
+            }
+        } else {
+            crop.resize(static_cast<std::size_t>(h) * static_cast<std::size_t>(w));
+            // Local pointers and bounds: byte stores may alias anything, so reading them
+            // through `s` or `crop` inside the loop would reload them for every pixel.
+            std::uint8_t* ANTEMA_RESTRICT cp = crop.data();
+            const int r_lo = s.row_min, c_lo = s.col_min;
+            for (int r = 0; r < h; ++r) {
+                const std::int32_t* ANTEMA_RESTRICT l_row =
+                    lab + static_cast<std::size_t>(r + r_lo) * W + static_cast<std::size_t>(c_lo);
+                std::uint8_t* ANTEMA_RESTRICT out_row = cp + static_cast<std::size_t>(r) * w;
+                for (int c = 0; c < w; ++c) out_row[c] = l_row[c] == id;
             }
         }
         auto fg = [lab, rows, cols, W, id](int r, int c) {
@@ -329,7 +392,7 @@ inline FrameResult postprocess_frame(const std::uint8_t* mask, int rows, int col
             pc.rows = h;
             pc.cols = w;
             pc.area = s.area;
-            pc.bitmap = crop;
+            pc.bitmap = std::move(crop);  // crop is refilled (resize) for the next area
             return pc;
         };
         if (p.method == Method::none) {

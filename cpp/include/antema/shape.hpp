@@ -47,6 +47,9 @@ struct ShapeGeometry {
     double convex_perimeter = 0.0;
     std::int64_t convex_area = 0;
     FeretResult feret;
+    // True when shape_geometry stopped before the convex perimeter (left 0) because the
+    // solidity alone already marks the set non-convex (see `solidity_exit_area`).
+    bool low_solidity_exit = false;
 };
 
 // Perimeter of the convex image given as row intervals: each run of rows whose intervals touch
@@ -91,12 +94,24 @@ inline std::int64_t row_extents_area(const RowExtents& e) {
 
 // Geometry of the pixel set {fg(r, c)} made of the 8-connected pieces whose first pixels (raster
 // order) are `starts`, all within rows row_first..row_last. fg must answer false outside.
+// With solidity_exit_area = the set's area (> 0), the convex perimeter is skipped when
+// 1 - area / convex_area >= 0.05 (UECS's test needs no convexity then); low_solidity_exit says so.
 template <class Fg>
 ShapeGeometry shape_geometry(Fg fg, const std::vector<std::pair<int, int>>& starts, int row_first,
-                             int row_last, bool with_feret = true) {
+                             int row_last, bool with_feret = true,
+                             std::int64_t solidity_exit_area = 0) {
     ShapeGeometry g;
     if (starts.empty()) return g;
-    RowExtents ext;
+    // Per-thread scratch: a frame calls this for every area and every UECS component, and the
+    // buffers would otherwise be allocated each time (the core runs with the GIL released, so
+    // several threads may be in here at once; each has its own).
+    struct Scratch {
+        RowExtents ext, cr;
+        std::vector<IPoint> pts, hull;
+        std::vector<std::int64_t> lo, hi;
+    };
+    thread_local Scratch sc;
+    RowExtents& ext = sc.ext;
     ext.reset(row_first, row_last - row_first + 1);
     for (const auto& s : starts) {
         g.perimeter += perimeter_of(trace_outer(fg, s.first, s.second, [&ext](int r, int c) { ext.add(r, c); }));
@@ -104,9 +119,15 @@ ShapeGeometry shape_geometry(Fg fg, const std::vector<std::pair<int, int>>& star
     // The outer contour holds the leftmost and rightmost pixel of every row (their outer
     // neighbours belong to the outside), so the extents are those of the whole set.
     if (with_feret) g.feret = feret(corner_hull(ext));
-    const RowExtents cr = convex_rows(midpoint_hull(ext), row_first, row_last);
-    g.convex_area = row_extents_area(cr);
-    g.convex_perimeter = convex_image_perimeter(cr);
+    midpoint_hull_into(ext, sc.pts, sc.hull);
+    convex_rows_into(sc.hull, row_first, row_last, sc.cr, sc.lo, sc.hi);
+    g.convex_area = row_extents_area(sc.cr);
+    if (solidity_exit_area > 0 && g.convex_area > 0 &&
+        1.0 - static_cast<double>(solidity_exit_area) / static_cast<double>(g.convex_area) >= 0.05) {
+        g.low_solidity_exit = true;
+        return g;
+    }
+    g.convex_perimeter = convex_image_perimeter(sc.cr);
     return g;
 }
 

@@ -142,7 +142,9 @@ inline bool component_convex(const std::int32_t* labels, int rows, int cols, std
                labels[static_cast<std::size_t>(r) * w + static_cast<std::size_t>(c)] == id;
     };
     const std::vector<std::pair<int, int>> starts{{s.first_row, s.first_col}};
-    const ShapeGeometry g = shape_geometry(fg, starts, s.row_min, s.row_max, /*with_feret=*/false);
+    const ShapeGeometry g =
+        shape_geometry(fg, starts, s.row_min, s.row_max, /*with_feret=*/false, s.area);
+    if (g.low_solidity_exit) return false;  // 1 - solidity >= 0.05: non-convex whatever t is
     return uecs_convex(g.perimeter, g.convex_perimeter, s.area, g.convex_area, t);
 }
 
@@ -157,23 +159,31 @@ inline bool image_convex(const std::uint8_t* img, int rows, int cols, double t) 
 inline double minor_axis_length(const std::int32_t* labels, int cols, std::int32_t id,
                                 const ComponentStats& s) {
     const std::size_t w = static_cast<std::size_t>(cols);
-    double sr = 0, sc = 0, srr = 0, scc = 0, src = 0;
-    for (int r = s.row_min; r <= s.row_max; ++r) {
+    // Integer moments (exact; the doubles they become are the sums a double loop would give).
+    std::int64_t sr = 0, sc = 0, srr = 0, scc = 0, src = 0;
+    const int r_lo = s.row_min, r_hi = s.row_max, c_lo = s.col_min, c_hi = s.col_max;
+    for (int r = r_lo; r <= r_hi; ++r) {
         const std::int32_t* l = labels + static_cast<std::size_t>(r) * w;
-        const double y = r - s.row_min;
-        for (int c = s.col_min; c <= s.col_max; ++c) {
-            if (l[c] != id) continue;
-            const double x = c - s.col_min;
-            sr += y;
-            sc += x;
-            srr += y * y;
-            scc += x * x;
-            src += x * y;
+        const std::int64_t y = r - r_lo;
+        std::int64_t n_row = 0, sx = 0, sxx = 0;
+        for (int c = c_lo; c <= c_hi; ++c) {
+            const std::int64_t in = l[c] == id;
+            const std::int64_t x = c - c_lo;
+            n_row += in;
+            sx += in * x;
+            sxx += in * x * x;
         }
+        sr += n_row * y;
+        srr += n_row * y * y;
+        sc += sx;
+        scc += sxx;
+        src += sx * y;
     }
     const double n = static_cast<double>(s.area);
-    const double mr = sr / n, mc = sc / n;
-    const double a = scc / n - mc * mc, b = srr / n - mr * mr, d = src / n - mr * mc;
+    const double mr = static_cast<double>(sr) / n, mc = static_cast<double>(sc) / n;
+    const double a = static_cast<double>(scc) / n - mc * mc;
+    const double b = static_cast<double>(srr) / n - mr * mr;
+    const double d = static_cast<double>(src) / n - mr * mc;
     const double lam = 0.5 * (a + b - std::sqrt((a - b) * (a - b) + 4.0 * d * d));
     return 4.0 * std::sqrt(std::max(lam, 0.0) + 1.0 / 12.0);
 }
@@ -202,11 +212,10 @@ inline Piece regrow(const std::vector<std::uint8_t>& mk, int r0, int c0, int mh,
                     const std::uint8_t* area, int rows, int cols, int count, RegrowScratch& s) {
     const std::size_t W = static_cast<std::size_t>(cols);
     s.full.resize(static_cast<std::size_t>(rows) * W, 0);
+    std::uint8_t* const full = s.full.data();
     for (int r = 0; r < mh; ++r) {
-        for (int c = 0; c < mw; ++c) {
-            s.full[static_cast<std::size_t>(r + r0) * W + (c + c0)] =
-                mk[static_cast<std::size_t>(r) * mw + c];
-        }
+        const std::uint8_t* src = mk.data() + static_cast<std::size_t>(r) * mw;
+        std::copy(src, src + mw, full + static_cast<std::size_t>(r + r0) * W + c0);
     }
     int br0 = r0, bc0 = c0, br1 = r0 + mh - 1, bc1 = c0 + mw - 1;  // marker box
     for (int j = 0; j < count; ++j) {
@@ -219,29 +228,48 @@ inline Piece regrow(const std::vector<std::uint8_t>& mk, int r0, int c0, int mh,
         s.d1.resize(n);
         s.d2.resize(n);
         s.tmp.resize(n);
+        std::uint8_t* const mm = s.m.data();
         for (int r = 0; r < h; ++r) {
-            const std::size_t src = static_cast<std::size_t>(r + wr0) * W + wc0;
-            std::copy(s.full.begin() + static_cast<std::ptrdiff_t>(src),
-                      s.full.begin() + static_cast<std::ptrdiff_t>(src + w),
-                      s.m.begin() + static_cast<std::ptrdiff_t>(r) * w);
+            const std::uint8_t* src = full + static_cast<std::size_t>(r + wr0) * W + wc0;
+            std::copy(src, src + w, mm + static_cast<std::size_t>(r) * w);
         }
-        dilate(s.m.data(), s.d1.data(), h, w, square ? Element::square2 : Element::cross3);
+        dilate(mm, s.d1.data(), h, w, square ? Element::square2 : Element::cross3);
         close_cross(s.d1.data(), s.d2.data(), s.tmp.data(), h, w);
+        const std::uint8_t* const d2 = s.d2.data();
         std::int64_t ring = 0, accepted = 0;
+        int nr0 = br0, nr1 = br1, nc0 = bc0, nc1 = bc1;
         for (int r = 0; r < h; ++r) {
+            const std::uint8_t* ANTEMA_RESTRICT d2_row = d2 + static_cast<std::size_t>(r) * w;
+            const std::uint8_t* ANTEMA_RESTRICT m_row = mm + static_cast<std::size_t>(r) * w;
+            const std::uint8_t* ANTEMA_RESTRICT a_row =
+                area + static_cast<std::size_t>(r + wr0) * W + wc0;
+            std::uint8_t* ANTEMA_RESTRICT f_row = full + static_cast<std::size_t>(r + wr0) * W + wc0;
+            // Branch-free count of the ring R = D \ M and of R & A (added to the marker); all
+            // values are 0/1. The box grows only on rows where something was accepted.
+            int ring_row = 0, acc_row = 0;
             for (int c = 0; c < w; ++c) {
-                const std::size_t i = static_cast<std::size_t>(r) * w + c;
-                if (!s.d2[i] || s.m[i]) continue;
-                ++ring;
-                if (!area[static_cast<std::size_t>(r + wr0) * W + (c + wc0)]) continue;
-                ++accepted;
-                s.full[static_cast<std::size_t>(r + wr0) * W + (c + wc0)] = 1;
-                br0 = std::min(br0, r + wr0);
-                br1 = std::max(br1, r + wr0);
-                bc0 = std::min(bc0, c + wc0);
-                bc1 = std::max(bc1, c + wc0);
+                const int in_ring = d2_row[c] & (m_row[c] ^ 1);
+                const int acc = in_ring & a_row[c];
+                ring_row += in_ring;
+                acc_row += acc;
+                f_row[c] = static_cast<std::uint8_t>(f_row[c] | acc);
             }
+            ring += ring_row;
+            if (acc_row == 0) continue;
+            accepted += acc_row;
+            auto accepted_at = [&](int c) { return d2_row[c] && !m_row[c] && a_row[c]; };
+            int first = 0, last = w - 1;
+            while (!accepted_at(first)) ++first;
+            while (!accepted_at(last)) --last;
+            nr0 = std::min(nr0, r + wr0);
+            nr1 = std::max(nr1, r + wr0);
+            nc0 = std::min(nc0, first + wc0);
+            nc1 = std::max(nc1, last + wc0);
         }
+        br0 = nr0;
+        br1 = nr1;
+        bc0 = nc0;
+        bc1 = nc1;
         if (square && (accepted == 0 || 4 * accepted < ring)) break;
     }
     Piece p;
@@ -250,15 +278,18 @@ inline Piece regrow(const std::vector<std::uint8_t>& mk, int r0, int c0, int mh,
     p.rows = br1 - br0 + 1;
     p.cols = bc1 - bc0 + 1;
     p.bitmap.assign(static_cast<std::size_t>(p.rows) * p.cols, 0);
+    std::uint8_t* const bm = p.bitmap.data();
+    std::int64_t a = 0;
     for (int r = br0; r <= br1; ++r) {
-        for (int c = bc0; c <= bc1; ++c) {
-            std::uint8_t& v = s.full[static_cast<std::size_t>(r) * W + c];
-            if (!v) continue;
-            p.bitmap[static_cast<std::size_t>(r - br0) * p.cols + (c - bc0)] = 1;
-            ++p.area;
-            v = 0;  // leave the canvas clean for the next marker
+        std::uint8_t* f_row = full + static_cast<std::size_t>(r) * W + bc0;
+        std::uint8_t* b_row = bm + static_cast<std::size_t>(r - br0) * p.cols;
+        for (int c = 0; c < p.cols; ++c) {
+            b_row[c] = f_row[c];
+            a += f_row[c];
         }
+        std::fill(f_row, f_row + p.cols, std::uint8_t{0});  // clean canvas for the next marker
     }
+    p.area = a;
     return p;
 }
 
@@ -279,7 +310,11 @@ inline SeparationResult uecs(const std::uint8_t* area, int rows, int cols, const
     if (n == 0) return out;
     const std::size_t W = static_cast<std::size_t>(cols);
     std::vector<std::uint8_t> a(n), e(n), x(n), y(n), t1(n), t2(n);
-    for (std::size_t i = 0; i < n; ++i) a[i] = area[i] ? 1 : 0;
+    {
+        const std::uint8_t* ANTEMA_RESTRICT src = area;
+        std::uint8_t* ANTEMA_RESTRICT dst = a.data();
+        for (std::size_t i = 0; i < n; ++i) dst[i] = src[i] != 0;
+    }
     e = a;
     std::vector<std::int32_t> lab(n);
     struct Marker {
@@ -309,23 +344,26 @@ inline SeparationResult uecs(const std::uint8_t* area, int rows, int cols, const
                 eroded.push_back(id);
                 continue;
             }
-            for (int r = s.row_min; r <= s.row_max; ++r) {
-                for (int c = s.col_min; c <= s.col_max; ++c) {
-                    const std::size_t i = static_cast<std::size_t>(r) * W + c;
-                    if (lab[i] == id) x[i] = 0;
+            const int r_lo = s.row_min, c_lo = s.col_min;
+            const int h = s.row_max - r_lo + 1, w = s.col_max - c_lo + 1;
+            std::uint8_t* const xp = x.data();
+            for (int r = 0; r < h; ++r) {
+                const std::size_t row = static_cast<std::size_t>(r + r_lo) * W + c_lo;
+                const std::int32_t* ANTEMA_RESTRICT l_row = lab.data() + row;
+                std::uint8_t* ANTEMA_RESTRICT x_row = xp + row;
+                for (int c = 0; c < w; ++c) {
+                    if (l_row[c] == id) x_row[c] = 0;
                 }
             }
             if (s.area > m) {
-                const int h = s.row_max - s.row_min + 1, w = s.col_max - s.col_min + 1;
                 Marker mk{std::vector<std::uint8_t>(static_cast<std::size_t>(h) * w, 0), k + 1,
-                          s.row_min, s.col_min, h, w};
-                for (int r = s.row_min; r <= s.row_max; ++r) {
-                    for (int c = s.col_min; c <= s.col_max; ++c) {
-                        if (lab[static_cast<std::size_t>(r) * W + c] == id) {
-                            mk.bitmap[static_cast<std::size_t>(r - s.row_min) * w +
-                                      (c - s.col_min)] = 1;
-                        }
-                    }
+                          r_lo, c_lo, h, w};
+                std::uint8_t* const bp = mk.bitmap.data();
+                for (int r = 0; r < h; ++r) {
+                    const std::int32_t* ANTEMA_RESTRICT l_row =
+                        lab.data() + static_cast<std::size_t>(r + r_lo) * W + c_lo;
+                    std::uint8_t* ANTEMA_RESTRICT b_row = bp + static_cast<std::size_t>(r) * w;
+                    for (int c = 0; c < w; ++c) b_row[c] = l_row[c] == id;
                 }
                 markers.push_back(std::move(mk));
             } else {

@@ -208,6 +208,9 @@ class BatchSampler:
         Expected fraction of real tiles in a batch (0 when ``real`` is empty).
     seed : int
         Base seed; batch ``step`` uses ``default_rng([seed, step])``.
+    regime_weights : sequence of float, optional
+        Probabilities of :data:`antema_fast.synth.REGIMES` for synthetic tiles (normalised);
+        None uses the ``"mixed"`` regime's own mix.
     """
 
     preprocessing: Preprocessing
@@ -216,9 +219,23 @@ class BatchSampler:
     real_fraction: float = 0.3
     seed: int = 0
     augment_strength: float = 1.0
+    regime_weights: Sequence[float] | None = None
+
+    def __post_init__(self) -> None:
+        if self.regime_weights is not None:
+            w = np.asarray(self.regime_weights, dtype=np.float64)
+            if w.shape != (len(synth.REGIMES),) or not np.all(w >= 0) or w.sum() <= 0:
+                raise ValueError(
+                    f"regime_weights: expected {len(synth.REGIMES)} non-negative weights for "
+                    f"{synth.REGIMES} with a positive sum, got {list(self.regime_weights)!r}"
+                )
+            self._p: np.ndarray | None = w / w.sum()
+        else:
+            self._p = None
 
     def synthetic_tile(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        s = synth.generate(rng, (self.tile, self.tile), "mixed")
+        regime = "mixed" if self._p is None else str(rng.choice(synth.REGIMES, p=self._p))
+        s = synth.generate(rng, (self.tile, self.tile), regime)
         img, msk = _orient(s.image, s.semantic, rng)
         x = self.preprocessing.apply(_degrade_raw(img, rng, 0.3 * self.augment_strength))
         return _photometric(x, rng), msk

@@ -53,6 +53,9 @@ class TrainConfig:
         :data:`antema_fast.train.data.MSAEM_VALIDATION` (held out); other folders train fully.
     real_fraction : float
         Expected fraction of real tiles per batch.
+    regime_weights : list of float or None
+        Probabilities of the synthetic regimes (in the order of ``antema_fast.synth.REGIMES``);
+        None uses ``synth.generate(regime="mixed")``'s own mix.
     seed : int
         Seed of weights, batches and validation set.
     threads : int
@@ -78,6 +81,7 @@ class TrainConfig:
     final_lr_fraction: float = 0.02
     real: list[str] = field(default_factory=list)
     real_fraction: float = 0.3
+    regime_weights: list[float] | None = None
     seed: int = 0
     threads: int = 2
     checkpoint_every: int = 100
@@ -178,7 +182,12 @@ class Trainer:
                 }
             )
         self.sampler = D.BatchSampler(
-            self.pre, cfg.tile, train_real, cfg.real_fraction if train_real else 0.0, cfg.seed
+            self.pre,
+            cfg.tile,
+            train_real,
+            cfg.real_fraction if train_real else 0.0,
+            cfg.seed,
+            regime_weights=cfg.regime_weights,
         )
         self.val_synth = D.synthetic_set(cfg.val_synthetic, cfg.tile, cfg.seed + 777)
         self.best = -1.0
