@@ -378,9 +378,15 @@ inline FrameResult postprocess_frame(const std::uint8_t* mask, int rows, int col
                 for (int c = 0; c < w; ++c) out_row[c] = l_row[c] == id;
             }
         }
-        auto fg = [lab, rows, cols, W, id](int r, int c) {
-            return r >= 0 && c >= 0 && r < rows && c < cols &&
-                   lab[static_cast<std::size_t>(r) * W + static_cast<std::size_t>(c)] == id;
+        // Traced on the crop (crop == (lab == id) inside the box, and no pixel of the area lies
+        // outside it): the crop is hot in cache, the frame's label image is not.
+        const std::uint8_t* const crop_px = crop.data();
+        const int r_lo = s.row_min, c_lo = s.col_min;
+        auto fg = [crop_px, r_lo, c_lo, h, w](int r, int c) {
+            const int y = r - r_lo, x = c - c_lo;
+            return y >= 0 && x >= 0 && y < h && x < w &&
+                   crop_px[static_cast<std::size_t>(y) * static_cast<std::size_t>(w) +
+                           static_cast<std::size_t>(x)] != 0;
         };
         const ShapeGeometry g = shape_geometry(fg, {{s.first_row, s.first_col}}, s.row_min,
                                                s.row_max, /*with_feret=*/false);
