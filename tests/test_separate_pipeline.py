@@ -278,11 +278,26 @@ def test_bad_inputs() -> None:
 def test_gil_released_threads_agree() -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    frames = [touching_pair(f=f) for f in (1.6, 1.7, 1.8, 1.9)] * 3
-    serial = [len(af.postprocess(fr, S).table) for fr in frames]
+    # Frames of different sizes in turn: the core keeps its frame buffers per thread and reuses
+    # them for the next, smaller or larger, frame.
+    frames = [touching_pair(f=f) for f in (1.6, 1.7, 1.8, 1.9)]
+    rng = np.random.default_rng(3)
+    for size in (64, 300, 97, 513):
+        big = np.zeros((size, size + 7), bool)
+        for _ in range(size // 8):
+            y, x = rng.integers(0, size), rng.integers(0, size + 7)
+            big |= disc(big.shape, y, x, float(rng.uniform(3, 14)))
+        frames.append(big)
+    frames = frames * 3
+
+    def areas(fr: np.ndarray) -> list[int]:
+        return sorted(int(a) for a in af.postprocess(fr, S).table.area_px)
+
+    serial = [areas(fr) for fr in frames]
     with ThreadPoolExecutor(4) as ex:
-        threaded = list(ex.map(lambda fr: len(af.postprocess(fr, S).table), frames))
+        threaded = list(ex.map(areas, frames))
     assert serial == threaded
+    assert serial[: len(serial) // 3] * 3 == serial  # repeated frames give the same tables
 
 
 @pytest.mark.parametrize("gap", [1, 2, 4])
