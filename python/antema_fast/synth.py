@@ -51,6 +51,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -258,8 +259,17 @@ class SynthImage:
     pixel_size_nm: float
     regime: str
     imaging: Imaging
-    touching_fraction: float = 0.0
     info: dict[str, float] = field(default_factory=dict)
+    _touching: float | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def touching_fraction(self) -> float:
+        """Fraction of (non-empty) particles whose mask overlaps or 8-touches another's.
+
+        Computed on first access (about 2 ms for a 256² tile, which training never needs)."""
+        if self._touching is None:
+            self._touching = _touching_fraction(self.instances, self.semantic.shape)
+        return self._touching
 
     @property
     def diameters_nm(self) -> np.ndarray:
@@ -390,17 +400,68 @@ def _extent(p: Particle) -> float:
     return 0.5 * p.scale_nm + 1e-9  # (truncated) octahedron: vertices at 0.5
 
 
-_UNIT_GRID = np.linspace(-1.0, 1.0, 161)
-_UNIT_STEP = _UNIT_GRID[1] - _UNIT_GRID[0]
+@lru_cache(maxsize=16)
+def _polyhedron_vertices(shape: str, aspect: float) -> np.ndarray:
+    """Vertices (V, 3) of the polyhedron of :func:`_halfspaces` (read-only, cached).
+
+    cube: (±½, ±½, ±½); octahedron: permutations of (±½, 0, 0); truncated octahedron
+    (|x| + |y| + |z| ≤ ½ cut by |x|, |y|, |z| ≤ t with ¼ ≤ t < ½): permutations of
+    (±t, ±(½ − t), 0); plate: the triangle's corners (circumradius 1/√3, opposite the side
+    normals at 90°, 210°, 330°) at z = ±1/(2·aspect).
+    """
+    if shape == "cube":
+        v = np.array([[x, y, z] for x in (-0.5, 0.5) for y in (-0.5, 0.5) for z in (-0.5, 0.5)])
+    elif shape == "octahedron":
+        v = np.vstack([np.eye(3) * 0.5, -np.eye(3) * 0.5])
+    elif shape == "truncated_octahedron":
+        t = float(_halfspaces(shape, aspect)[1][-1])
+        if t >= 0.5:  # no truncation
+            return _polyhedron_vertices("octahedron", 1.0)
+        if t < 0.25:
+            raise ValueError(f"truncation {t} outside the supported range [0.25, 0.5)")
+        pts = set()
+        for i in range(3):
+            for j in range(3):
+                if i == j:
+                    continue
+                for si in (-1.0, 1.0):
+                    for sj in (-1.0, 1.0):
+                        q = [0.0, 0.0, 0.0]
+                        q[i], q[j] = si * t, sj * (0.5 - t)
+                        pts.add(tuple(q))
+        v = np.array(sorted(pts))
+    elif shape == "plate":
+        ang = np.radians([270.0, 30.0, 150.0])
+        rc = 1.0 / math.sqrt(3.0)
+        tz = 0.5 / aspect
+        v = np.array([[rc * math.cos(a), rc * math.sin(a), z] for z in (-tz, tz) for a in ang])
+    else:
+        raise ValueError(f"not a polyhedron: {shape!r}")
+    v.setflags(write=False)
+    return v
+
+
+def _polygon_area(pts: np.ndarray) -> float:
+    """Area of the convex hull of 2-D points."""
+    import cv2
+
+    hull = cv2.convexHull(np.ascontiguousarray(pts, dtype=np.float32))
+    return float(cv2.contourArea(hull))
 
 
 def projected_area_unit(p: Particle) -> float:
-    """Projected area of ``p`` at ``scale_nm = 1`` (numerically, 161² grid), nm²."""
-    q = replace(p, y_nm=0.0, x_nm=0.0, scale_nm=1.0)
-    e = _extent(q)
-    g = _UNIT_GRID[np.abs(_UNIT_GRID) <= e]  # the shape lies inside its extent disc
-    yy, xx = np.meshgrid(g, g, indexing="ij")
-    return float((_thickness(q, yy, xx) > 0).sum() * _UNIT_STEP**2)
+    """Projected area of ``p`` at ``scale_nm = 1``, nm², exactly: π/4 for spheres and
+    ellipsoids (semi-axes with a·b = 1/4), πr² + 4rh for rods (spherocylinders), and the area of
+    the hull of the rotated vertices, projected on the image plane, for the polyhedra."""
+    if p.shape in ("sphere", "ellipsoid"):
+        return math.pi / 4.0
+    if p.shape == "rod":
+        r = 0.5 / math.sqrt(p.aspect)
+        h = max(0.5 * math.sqrt(p.aspect) - r, 0.0)
+        return math.pi * r * r + 4.0 * r * h
+    rot = np.asarray(p.rotation, dtype=np.float64).reshape(3, 3)
+    v = _polyhedron_vertices(p.shape, p.aspect) @ rot.T  # v' = R v (normals turn alike)
+    return _polygon_area(v[:, :2])
 
 
 def make_particle(
@@ -462,14 +523,22 @@ def make_particle(
 # --------------------------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=8)
+def _radial_frequency(h: int, w: int) -> np.ndarray:
+    """|k| (cycles per pixel) on the rfft2 grid of an h × w image (read-only, cached)."""
+    ky = np.fft.fftfreq(h)[:, None]
+    kx = np.fft.rfftfreq(w)[None, :]
+    k = np.sqrt(ky * ky + kx * kx)
+    k.setflags(write=False)
+    return k
+
+
 def _band_noise(rng: np.random.Generator, shape: tuple[int, int], grain_px: float) -> np.ndarray:
     """Zero-mean unit-σ noise band-limited around spatial frequency ≈ 1/(2·grain_px)."""
     h, w = shape
     white = rng.standard_normal((h, w)).astype(np.float32)
     f = np.fft.rfft2(white)
-    ky = np.fft.fftfreq(h)[:, None]
-    kx = np.fft.rfftfreq(w)[None, :]
-    k = np.sqrt(ky * ky + kx * kx)
+    k = _radial_frequency(h, w)
     k0 = min(0.5, 1.0 / (2.0 * max(grain_px, 1.0)))
     # ring-shaped pass band (phase-contrast granularity) with a low-frequency floor
     filt = np.exp(-0.5 * ((k - k0) / (0.45 * k0 + 1e-6)) ** 2) + 0.25 * np.exp(
@@ -573,10 +642,10 @@ def render(
         k = len(instances) + 1
         sl = (slice(r0, r1 + 1), slice(c0, c1 + 1))
         thick[sl] += t
-        count[sl] += m.astype(np.uint8)
+        count[sl] += m
         win = t > best[sl]
-        best[sl] = np.where(win, t, best[sl])
-        labels[sl] = np.where(win, k, labels[sl])
+        np.copyto(best[sl], t, where=win)
+        np.copyto(labels[sl], k, where=win)
         contrast_w[sl] += t * np.float32(p.contrast)
         if do_lattice:
             ca, sa = math.cos(p.lattice_angle_rad), math.sin(p.lattice_angle_rad)
@@ -641,7 +710,6 @@ def render(
         img = img + rows_off * float(img.mean())
     img = img.astype(np.float32, copy=False)
 
-    touching = _touching_fraction(instances, (h, w))
     return SynthImage(
         image=img,
         semantic=count > 0,
@@ -653,7 +721,6 @@ def render(
         pixel_size_nm=s,
         regime=regime,
         imaging=imaging,
-        touching_fraction=touching,
     )
 
 
