@@ -227,3 +227,71 @@ def test_cli_synth(tmp_path) -> None:  # type: ignore[no-untyped-def]
         "synth_0000.png",
         "synth_0001.png",
     ]
+
+
+@pytest.mark.parametrize("regime", synth.REGIMES)
+def test_compiled_rasterisation_equals_the_numpy_reference(regime: str) -> None:
+    """Canvases bit for bit, kept particles, boxes, masks: C++ kernel vs synth_reference."""
+    import synth_reference as ref
+    from antema_fast import _core
+
+    for k in range(4):
+        rng = np.random.default_rng([9, k])
+        px, dmed = synth._draw_scale(regime, rng, (200, 230))
+        pop = Population(median_diameter_nm=dmed, sigma_log=0.3, coverage=0.3, overlap_fraction=0.4)
+        parts = synth.place_particles(pop, (200, 230), px, rng)
+        # particles cut by (or beyond) the border are part of the contract too
+        parts.append(make_particle(rng, -0.2 * dmed, 100 * px, dmed, "cube"))
+        parts.append(make_particle(rng, 1e4, 1e4, dmed, "sphere"))
+        for haadf in (False, True):
+            want, kept = ref.rasterize(parts, (200, 230), px, True, haadf)
+            got = {n: np.zeros_like(a) for n, a in want.items()}
+            res = _core.synth_rasterize(
+                synth._solid_table(parts, px, True), px, got["thick"], got["best"],
+                got["labels"], got["count"], got["lattice"], got["contrast_w"], True, haadf,
+            )  # fmt: skip
+            for name in want:
+                np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+            assert res["index"].tolist() == [i for i, _, _ in kept]
+            for j, (_, bbox, mask) in enumerate(kept):
+                assert tuple(res["bbox"][j]) == bbox
+                m = res["masks"][res["offsets"][j] : res["offsets"][j + 1]]
+                np.testing.assert_array_equal(m.reshape(mask.shape).astype(bool), mask)
+
+
+@pytest.mark.parametrize("lam", [0.3, 2.0, 9.9, 10.0, 37.0, 1500.0])
+def test_shot_noise_is_poisson(lam: float) -> None:
+    from antema_fast import _core
+    from scipy import stats
+
+    n = 200_000
+    x = _core.synth_poisson(np.full(n, lam, np.float32), 123)
+    assert x.dtype == np.float32 and np.all(x == np.round(x)) and x.min() >= 0
+    se = math.sqrt(lam / n)
+    assert abs(float(x.mean()) - lam) < 5 * se
+    assert float(x.var()) == pytest.approx(lam, rel=0.03)
+    # distribution: chi-square over the bins holding 99.8 % of the mass
+    lo, hi = (int(v) for v in stats.poisson.ppf([0.001, 0.999], lam))
+    ks = np.arange(lo, hi + 1)
+    obs = np.array([np.sum(x == k) for k in ks], float)
+    exp = n * stats.poisson.pmf(ks, lam)
+    keep = exp > 5
+    chi2 = float(np.sum((obs[keep] - exp[keep]) ** 2 / exp[keep]))
+    assert stats.chi2.sf(chi2, keep.sum() - 1) > 1e-4
+
+
+def test_shot_noise_is_seeded_and_checks_its_input() -> None:
+    from antema_fast import _core
+
+    lam = np.linspace(0, 50, 1000, dtype=np.float32).reshape(20, 50)
+    a, b = _core.synth_poisson(lam, 5), _core.synth_poisson(lam, 5)
+    assert a.shape == lam.shape
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, _core.synth_poisson(lam, 6))
+    assert np.all(a[lam == 0] == 0)
+    with pytest.raises(ValueError, match="non-negative"):
+        _core.synth_poisson(np.array([1.0, -1.0], np.float32), 1)
+    with pytest.raises(ValueError, match="non-negative"):
+        _core.synth_poisson(np.array([np.nan], np.float32), 1)
+    with pytest.raises(TypeError):
+        _core.synth_poisson(lam.astype(np.float64), 1)

@@ -8,6 +8,7 @@ namespace py = pybind11;
 void register_label(py::module_& m);
 void register_measure(py::module_& m);
 void register_separate(py::module_& m);
+void register_synth(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "antema_fast compiled core (private; use the antema_fast package API)";
@@ -17,4 +18,5 @@ PYBIND11_MODULE(_core, m) {
     register_label(m);
     register_measure(m);
     register_separate(m);
+    register_synth(m);
 }

@@ -89,3 +89,22 @@ def postprocess_frame(
 def uecs(area: U8, min_marker_area: int, threshold: float) -> dict[str, Any]: ...
 def watershed(area: U8, h: float = 2.0) -> dict[str, Any]: ...
 def morphology(mask: U8, op: str, element: str) -> U8: ...
+
+# synthetic generator (bind_synth.cpp)
+SYNTH_PARAM_COLUMNS: int
+SYNTH_MAX_FACES: int
+F32 = npt.NDArray[np.float32]
+
+def synth_rasterize(
+    params: F64,
+    pixel_size_nm: float,
+    thick: F32,
+    best: F32,
+    labels: I32,
+    count: U8,
+    lattice: F32,
+    contrast_w: F32,
+    fringes: bool,
+    haadf_fringes: bool,
+) -> dict[str, Any]: ...
+def synth_poisson(lam: F32, seed: int) -> F32: ...

@@ -57,6 +57,8 @@ from typing import Literal
 
 import numpy as np
 
+from . import _core
+
 Shape = Literal["sphere", "ellipsoid", "cube", "octahedron", "truncated_octahedron", "rod", "plate"]
 Style = Literal["bf", "haadf"]
 Regime = Literal["tem", "hrtem", "haadf", "ultrasmall", "lowdose", "mixed"]
@@ -292,12 +294,17 @@ class SynthImage:
 
 
 def _random_rotation(rng: np.random.Generator) -> np.ndarray:
-    """Uniform random rotation (QR of a Gaussian matrix with sign fix)."""
-    q, r = np.linalg.qr(rng.standard_normal((3, 3)))
-    q = q * np.sign(np.diag(r))
-    if np.linalg.det(q) < 0:
-        q[:, 0] = -q[:, 0]
-    return q
+    """Uniform random rotation: the matrix of a uniform random unit quaternion (Gaussian
+    4-vector, normalised)."""
+    q = rng.standard_normal(4)
+    w, x, y, z = q / math.sqrt(float(q @ q))
+    return np.array(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
+            [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
+            [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
+        ]
+    )
 
 
 def _rot_z(angle: float) -> np.ndarray:
@@ -315,8 +322,10 @@ def _rot_tilt(rng: np.random.Generator, max_tilt_rad: float) -> np.ndarray:
     return tilt_m @ _rot_z(rng.uniform(0, 2 * math.pi))
 
 
+@lru_cache(maxsize=64)
 def _halfspaces(shape: str, aspect: float) -> tuple[np.ndarray, np.ndarray]:
-    """Unit normals (F, 3) and offsets (F,) of a polyhedron of unit size parameter."""
+    """Unit normals (F, 3) and offsets (F,) of a polyhedron of unit size parameter (cached:
+    treat as read-only)."""
     if shape == "cube":  # edge 1
         n = np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]], float)
         return n, np.full(6, 0.5)
@@ -536,8 +545,9 @@ def _radial_frequency(h: int, w: int) -> np.ndarray:
 def _band_noise(rng: np.random.Generator, shape: tuple[int, int], grain_px: float) -> np.ndarray:
     """Zero-mean unit-σ noise band-limited around spatial frequency ≈ 1/(2·grain_px)."""
     h, w = shape
-    white = rng.standard_normal((h, w)).astype(np.float32)
-    f = np.fft.rfft2(white)
+    # White noise drawn directly in the Fourier domain (a complex Gaussian on the rfft grid;
+    # irfft2 keeps the Hermitian part), which saves the forward transform.
+    f = rng.standard_normal((h, w // 2 + 1, 2)).view(np.complex128)[..., 0]
     k = _radial_frequency(h, w)
     k0 = min(0.5, 1.0 / (2.0 * max(grain_px, 1.0)))
     # ring-shaped pass band (phase-contrast granularity) with a low-frequency floor
@@ -569,6 +579,38 @@ def _gauss(img: np.ndarray, sigma_px: float) -> np.ndarray:
     return cv2.GaussianBlur(
         img, (0, 0), sigmaX=sigma_px, sigmaY=sigma_px, borderType=cv2.BORDER_REFLECT
     )
+
+
+_SOLID_KIND = {"sphere": 0, "ellipsoid": 1, "rod": 2}  # everything else: polyhedron (3)
+
+
+def _solid_table(particles: Sequence[Particle], s: float, fringes: bool) -> np.ndarray:
+    """The particles as the parameter table of ``_core.synth_rasterize`` (one float64 row
+    each: kind, y, x, scale, extent in px, in-plane axis cos/sin, aspect, face count, contrast,
+    fringe wave number / direction / phase, then (nx, ny, nz, d) of each rotated face)."""
+    tab = np.zeros((len(particles), int(_core.SYNTH_PARAM_COLUMNS)), np.float64)
+    for i, p in enumerate(particles):
+        row = tab[i]
+        row[1:5] = (p.y_nm, p.x_nm, p.scale_nm, _extent(p) / s)
+        row[7] = p.aspect
+        row[9] = p.contrast
+        kind = _SOLID_KIND.get(p.shape, 3)
+        row[0] = kind
+        if kind in (1, 2):
+            ang = math.atan2(p.rotation[3], p.rotation[0])  # rot[1, 0], rot[0, 0]
+            row[5], row[6] = math.cos(ang), math.sin(ang)
+        elif kind == 3:
+            normals, offsets = _halfspaces(p.shape, p.aspect)
+            rot = np.asarray(p.rotation, dtype=np.float64).reshape(3, 3)
+            faces = np.column_stack([normals @ rot.T, offsets])
+            row[8] = len(offsets)
+            row[14 : 14 + faces.size] = faces.ravel()
+        if fringes:
+            row[10] = 2.0 * math.pi / p.lattice_spacing_nm
+            row[11] = math.cos(p.lattice_angle_rad)
+            row[12] = math.sin(p.lattice_angle_rad)
+            row[13] = p.lattice_phase
+    return tab
 
 
 def render(
@@ -615,56 +657,38 @@ def render(
     count = np.zeros((h, w), np.uint8)
     lattice = np.zeros((h, w), np.float32)  # thickness-weighted fringe signal
     contrast_w = np.zeros((h, w), np.float32)  # thickness-weighted per-particle contrast
+    do_lattice = imaging.lattice_amplitude > 0
+    # The C++ kernel rasterises every particle over its extent window and accumulates the
+    # canvases in place (formulas: _thickness; reference loop: tests/synth_reference.py).
+    res = _core.synth_rasterize(
+        _solid_table(particles, s, do_lattice),
+        s,
+        thick,
+        best,
+        labels,
+        count,
+        lattice,
+        contrast_w,
+        do_lattice,
+        imaging.style == "haadf",
+    )
     instances: list[Instance] = []
     kept: list[Particle] = []
-    do_lattice = imaging.lattice_amplitude > 0
-    for idx, p in enumerate(particles):
-        ident = p.identity if p.identity != 0 else idx + 1
-        ext = _extent(p) / s
-        cy, cx = p.y_nm / s, p.x_nm / s
-        r0, r1 = max(int(math.floor(cy - ext)), 0), min(int(math.ceil(cy + ext)), h - 1)
-        c0, c1 = max(int(math.floor(cx - ext)), 0), min(int(math.ceil(cx + ext)), w - 1)
-        if r0 > r1 or c0 > c1:
-            continue
-        yy = (np.arange(r0, r1 + 1, dtype=np.float64) * s)[:, None]
-        xx = (np.arange(c0, c1 + 1, dtype=np.float64) * s)[None, :]
-        yy, xx = np.broadcast_arrays(yy, xx)
-        t = _thickness(p, yy, xx).astype(np.float32)
-        m = t > 0
-        area = int(m.sum())
-        if area == 0:
-            continue
-        rows = np.flatnonzero(m.any(axis=1))
-        cols = np.flatnonzero(m.any(axis=0))
-        rr0, rr1, cc0, cc1 = rows[0], rows[-1], cols[0], cols[-1]
-        mask = m[rr0 : rr1 + 1, cc0 : cc1 + 1].copy()
-        bbox = (r0 + int(rr0), c0 + int(cc0), r0 + int(rr1), c0 + int(cc1))
-        k = len(instances) + 1
-        sl = (slice(r0, r1 + 1), slice(c0, c1 + 1))
-        thick[sl] += t
-        count[sl] += m
-        win = t > best[sl]
-        np.copyto(best[sl], t, where=win)
-        np.copyto(labels[sl], k, where=win)
-        contrast_w[sl] += t * np.float32(p.contrast)
-        if do_lattice:
-            ca, sa = math.cos(p.lattice_angle_rad), math.sin(p.lattice_angle_rad)
-            kk = 2.0 * math.pi / p.lattice_spacing_nm
-            ph = kk * ((xx - p.x_nm) * ca + (yy - p.y_nm) * sa) + p.lattice_phase
-            fr = np.cos(ph)
-            if imaging.style == "haadf":  # atomic columns: product of two crossed sets
-                ph2 = kk * (-(xx - p.x_nm) * sa + (yy - p.y_nm) * ca) + p.lattice_phase
-                fr = 0.25 * (1 + np.cos(ph)) * (1 + np.cos(ph2)) * 2.0 - 0.5
-            lattice[sl] += (t * fr).astype(np.float32)
-        touches = bbox[0] == 0 or bbox[1] == 0 or bbox[2] == h - 1 or bbox[3] == w - 1
+    masks = res["masks"].view(bool)
+    offsets = res["offsets"]
+    for j, (i, (r0, c0, r1, c1), area) in enumerate(
+        zip(res["index"].tolist(), res["bbox"].tolist(), res["area"].tolist(), strict=True)
+    ):
+        p = particles[i]
+        ident = p.identity if p.identity != 0 else i + 1
         instances.append(
             Instance(
                 identity=ident,
-                bbox=bbox,
-                mask=mask,
+                bbox=(r0, c0, r1, c1),
+                mask=masks[offsets[j] : offsets[j + 1]].reshape(r1 - r0 + 1, c1 - c0 + 1),
                 area_px=area,
                 equivalent_diameter_nm=2.0 * math.sqrt(area / math.pi) * s,
-                touches_border=bool(touches),
+                touches_border=r0 == 0 or c0 == 0 or r1 == h - 1 or c1 == w - 1,
             )
         )
         kept.append(replace(p, identity=ident))
@@ -704,7 +728,8 @@ def render(
         img *= np.maximum(gain, 0.05).astype(np.float32)
     if math.isfinite(imaging.dose_per_px):
         lam = img * np.float32(imaging.dose_per_px / max(imaging.background, 1e-3))
-        img = rng.poisson(np.maximum(lam, 0.0)).astype(np.float32)
+        lam = np.ascontiguousarray(np.maximum(lam, 0.0), dtype=np.float32)
+        img = _core.synth_poisson(lam, int(rng.integers(0, 2**63)))
     if imaging.scan_jitter > 0:
         rows_off = rng.normal(0.0, imaging.scan_jitter, size=(h, 1)).astype(np.float32)
         img = img + rows_off * float(img.mean())
