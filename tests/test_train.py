@@ -185,3 +185,34 @@ def test_evaluate_model_reports_paper_and_instance_metrics(tmp_path: Path) -> No
     assert set(rep["synthetic"]) == {"tem", "hrtem", "haadf", "ultrasmall", "lowdose", "all"}
     assert rep["timing"]["seconds_median"] > 0
     json.loads(to_json(rep))
+
+
+def test_threshold_calibration_and_release(tmp_path: Path) -> None:
+    """calibrate_threshold picks the validation-IoU maximum; release writes it into the model's
+    metadata and the card, and the segmenter then uses it."""
+    from antema_fast.segment import Segmenter
+    from antema_fast.train.card import release
+    from antema_fast.train.evaluate import OnnxSegmenter, calibrate_threshold, evaluate_model
+
+    cfg = _cfg(tmp_path / "run", [], 2)
+    Trainer(cfg, log=io.StringIO()).run()
+    src = tmp_path / "run" / "antema-unet.onnx"
+    cal = calibrate_threshold(src, synthetic_per_regime=1, synthetic_tile=64, threads=1)
+    iou = np.asarray(cal["iou"])
+    assert cal["threshold"] in cal["thresholds"] and 0.5 in cal["thresholds"]
+    assert iou.max() == cal["iou"][cal["thresholds"].index(cal["threshold"])]
+    assert cal["iou_at_model"] == cal["iou"][cal["thresholds"].index(0.5)] <= iou.max()
+    with pytest.raises(ValueError, match="thresholds"):
+        calibrate_threshold(src, synthetic_per_regime=1, synthetic_tile=64, thresholds=[1.5])
+
+    rep = evaluate_model(src, synthetic_per_regime=1, synthetic_tile=64, timing_size=0, threads=1)
+    out = release(
+        src, tmp_path / "models", report=rep, training={}, reproduce="antema train ...",
+        threshold=0.35,
+    )  # fmt: skip
+    assert OnnxSegmenter(out, threads=1).threshold == 0.35
+    assert Segmenter(model=str(out), backend="onnxruntime").model.threshold == 0.35
+    assert "threshold 0.35" in (tmp_path / "models" / "MODEL_CARD.md").read_text(encoding="utf-8")
+    assert (tmp_path / "models" / "antema-unet.fp16.onnx").exists()
+    with pytest.raises(ValueError, match="threshold"):
+        release(src, tmp_path / "m2", report=rep, training={}, reproduce="", threshold=1.0)

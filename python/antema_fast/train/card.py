@@ -27,6 +27,10 @@ def _row(name: str, m: dict[str, Any]) -> str:
     )
 
 
+def _count(n: Any) -> str:
+    return f"{n:,}" if isinstance(n, int) else "?"
+
+
 def _met(ok: bool) -> str:
     return "**met**" if ok else "**missed**"
 
@@ -38,12 +42,15 @@ def write_card(
     training: dict[str, Any],
     reproduce: str,
     notes: str = "",
+    threshold: float = 0.5,
 ) -> str:
     """Render the model card; returns the text and writes it to ``path``."""
     syn = report.get("synthetic", {})
     real = report.get("real")
     timing = report.get("timing", {})
     cfg = training.get("config", {})
+    w = cfg.get("regime_weights") or [0.3, 0.2, 0.2, 0.15, 0.15]  # generate("mixed")'s mix
+    mix = [f"{100 * v / sum(w):.0f}" for v in w]
     lines = [
         "# antema-unet — the shipped segmentation model",
         "",
@@ -52,8 +59,8 @@ def write_card(
         "weights, FP32 input/output, for TensorRT). Input `image` `[N, 1, H, W]` float32 after "
         "the preprocessing in the metadata (`antema.preprocessing`), H and W padded to a multiple "
         f"of {training.get('pad_multiple', 32)}; output `probability` `[N, 1, H, W]` (sigmoid "
-        "inside the graph); threshold 0.5. Trained across pixel sizes (`antema.pixel_size_nm` = "
-        "null).",
+        f"inside the graph); threshold {threshold:g}. Trained across pixel sizes "
+        "(`antema.pixel_size_nm` = null).",
         "",
         "## Model",
         "",
@@ -61,16 +68,17 @@ def write_card(
         "full "
         "resolution, a stride-2 stem, a 4-level U-Net at half resolution with widths "
         f"{cfg.get('base', 16)}·2^k, bilinear upsampling, and a full-resolution refinement), "
-        f"{training.get('parameters', '?'):,} parameters, plain torch, exported with opset 17.",
+        f"{_count(training.get('parameters'))} parameters, plain torch, exported with opset 17.",
         f"- Preprocessing: `{json.dumps(cfg.get('preprocessing', {}), sort_keys=True)}` "
         "(Gaussian blur, percentile scaling to [0, 1], 256 levels).",
         "",
         "## Data",
         "",
-        "- Synthetic micrographs generated on the fly by `antema_fast.synth.generate(regime="
-        "'mixed')`: bright-field TEM (30 %), HRTEM with lattice fringes (20 %), HAADF-STEM "
-        "(20 %), ultrasmall 1–3 nm particles at low contrast (15 %), low-dose bright field "
-        "(15 %); pixel sizes 0.02–1 nm/px, log-normal diameters 1–50 nm, seven shapes, "
+        "- Synthetic micrographs generated on the fly by `antema_fast.synth.generate`: "
+        f"bright-field TEM ({mix[0]} %), HRTEM with lattice fringes ({mix[1]} %), HAADF-STEM "
+        f"({mix[2]} %), ultrasmall 1–3 nm particles at low contrast ({mix[3]} %), low-dose "
+        f"bright field ({mix[4]} %); pixel sizes 0.02–1 nm/px, log-normal diameters 1–50 nm, "
+        "seven shapes, "
         "touching/overlapping clusters, amorphous carbon, defocus blur, Fresnel fringes, "
         "gradients, gain and Poisson noise.",
         f"- Real: msaem (`../shared/data/train/msaem/`, CC-BY-4.0), {cfg.get('real_fraction', 0)} "
@@ -185,32 +193,40 @@ def release(
     reproduce: str,
     notes: str = "",
     name: str = "antema-unet",
+    threshold: float | None = None,
 ) -> Path:
     """Copy a trained ONNX model into the package with its evaluation in the metadata.
 
     Writes ``<models_dir>/<name>.onnx`` (``antema.metrics`` replaced by
     :func:`compact_metrics` of ``report``), its FP16 sibling ``<name>.fp16.onnx`` (weights in
-    float16, input and output kept float32) and ``MODEL_CARD.md``.
+    float16, input and output kept float32) and ``MODEL_CARD.md``. ``threshold`` replaces the
+    decision threshold stored in the model (for example one from
+    :func:`antema_fast.train.evaluate.calibrate_threshold`).
     """
     import warnings
 
     import onnx
     from onnxconverter_common import float16
 
-    from .._preprocess import META_METRICS
+    from .._preprocess import META_METRICS, META_THRESHOLD
 
     out = Path(models_dir)
     out.mkdir(parents=True, exist_ok=True)
     m = onnx.load(str(onnx_path))
-    metrics = json.dumps(compact_metrics(report), sort_keys=True)
-    found = False
-    for p in m.metadata_props:
-        if p.key == META_METRICS:
-            p.value = metrics
-            found = True
-    if not found:
-        q = m.metadata_props.add()
-        q.key, q.value = META_METRICS, metrics
+    props = {META_METRICS: json.dumps(compact_metrics(report), sort_keys=True)}
+    if threshold is not None:
+        if not 0.0 < float(threshold) < 1.0:
+            raise ValueError(f"threshold: expected a value in (0, 1), got {threshold!r}")
+        props[META_THRESHOLD] = repr(float(threshold))
+    for key, value in props.items():
+        found = False
+        for p in m.metadata_props:
+            if p.key == key:
+                p.value = value
+                found = True
+        if not found:
+            q = m.metadata_props.add()
+            q.key, q.value = key, value
     onnx.checker.check_model(m)
     dst = out / f"{name}.onnx"
     onnx.save(m, str(dst))
@@ -218,7 +234,22 @@ def release(
         warnings.simplefilter("ignore", UserWarning)
         m16 = float16.convert_float_to_float16(m, keep_io_types=True)
     onnx.save(m16, str(out / f"{name}.fp16.onnx"))
+    thr = float(threshold) if threshold is not None else _stored_threshold(m)
     write_card(
-        out / "MODEL_CARD.md", report=report, training=training, reproduce=reproduce, notes=notes
+        out / "MODEL_CARD.md",
+        report=report,
+        training=training,
+        reproduce=reproduce,
+        notes=notes,
+        threshold=thr,
     )
     return dst
+
+
+def _stored_threshold(model: Any) -> float:
+    from .._preprocess import META_THRESHOLD
+
+    for p in model.metadata_props:
+        if p.key == META_THRESHOLD:
+            return float(p.value)
+    return 0.5
