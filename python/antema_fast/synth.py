@@ -887,14 +887,26 @@ def place_particles(
     margin = 2.0 * s
     idx = 0
 
-    cache: list[np.ndarray] = [np.zeros((0, 3))]
+    # Placed centres in a uniform grid whose cells are at least as wide as the largest
+    # exclusion distance, so a candidate only meets the particles of its 3 × 3 cells.
+    cell = 1.05 * float(diam.max(initial=0.0)) + margin + 1e-9
+    grid: dict[tuple[int, int], list[tuple[float, float, float]]] = {}
+    n_grid = [0]
 
     def free(y: float, x: float, r: float) -> bool:
-        if len(cache[0]) != len(placed_c):
-            cache[0] = np.asarray(placed_c, dtype=np.float64).reshape(-1, 3)
-        a = cache[0]
-        d2 = (y - a[:, 0]) ** 2 + (x - a[:, 1]) ** 2
-        return not bool(np.any(d2 < (1.05 * (r + a[:, 2]) + margin) ** 2))
+        while n_grid[0] < len(placed_c):  # index the particles placed since the last call
+            c = placed_c[n_grid[0]]
+            grid.setdefault((math.floor(c[0] / cell), math.floor(c[1] / cell)), []).append(c)
+            n_grid[0] += 1
+        gy, gx = math.floor(y / cell), math.floor(x / cell)
+        for iy in (gy - 1, gy, gy + 1):
+            for ix in (gx - 1, gx, gx + 1):
+                for cy, cx, cr in grid.get((iy, ix), ()):
+                    dy, dx = y - cy, x - cx
+                    lim = 1.05 * (r + cr) + margin
+                    if dy * dy + dx * dx < lim * lim:
+                        return False
+        return True
 
     for gi in order:
         gsize = groups[gi]
