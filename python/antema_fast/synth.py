@@ -52,6 +52,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
+from itertools import permutations
 from pathlib import Path
 from typing import Literal
 
@@ -324,8 +325,15 @@ def _rot_tilt(rng: np.random.Generator, max_tilt_rad: float) -> np.ndarray:
 
 @lru_cache(maxsize=64)
 def _halfspaces(shape: str, aspect: float) -> tuple[np.ndarray, np.ndarray]:
-    """Unit normals (F, 3) and offsets (F,) of a polyhedron of unit size parameter (cached:
-    treat as read-only)."""
+    """Unit normals (F, 3) and offsets (F,) of a polyhedron of unit size parameter (cached,
+    read-only)."""
+    normals, offsets = _polyhedron_faces(shape, aspect)
+    normals.setflags(write=False)
+    offsets.setflags(write=False)
+    return normals, offsets
+
+
+def _polyhedron_faces(shape: str, aspect: float) -> tuple[np.ndarray, np.ndarray]:
     if shape == "cube":  # edge 1
         n = np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]], float)
         return n, np.full(6, 0.5)
@@ -428,17 +436,8 @@ def _polyhedron_vertices(shape: str, aspect: float) -> np.ndarray:
             return _polyhedron_vertices("octahedron", 1.0)
         if t < 0.25:
             raise ValueError(f"truncation {t} outside the supported range [0.25, 0.5)")
-        pts = set()
-        for i in range(3):
-            for j in range(3):
-                if i == j:
-                    continue
-                for si in (-1.0, 1.0):
-                    for sj in (-1.0, 1.0):
-                        q = [0.0, 0.0, 0.0]
-                        q[i], q[j] = si * t, sj * (0.5 - t)
-                        pts.add(tuple(q))
-        v = np.array(sorted(pts))
+        signed = [(a, b) for a in (-t, t) for b in (t - 0.5, 0.5 - t)]
+        v = np.array(sorted({p for a, b in signed for p in permutations((a, b, 0.0))}))
     elif shape == "plate":
         ang = np.radians([270.0, 30.0, 150.0])
         rc = 1.0 / math.sqrt(3.0)
