@@ -1,6 +1,8 @@
-"""Plain-NumPy reference of the generator's particle rasterisation (the loop that
-``antema_fast.synth.render`` hands to the C++ kernel ``_core.synth_rasterize``), kept here as
-the test oracle: same formulas (``synth._thickness``), same accumulation order."""
+"""Plain-NumPy references of the generator's compiled kernels, kept here as test oracles:
+the particle rasterisation (the loop ``antema_fast.synth.render`` hands to
+``_core.synth_rasterize``; same formulas as ``synth._thickness``, same accumulation order), the
+image formation of ``_core.synth_form`` / ``_core.synth_expose`` and the placement rules of
+``_core.synth_place``."""
 
 from __future__ import annotations
 
@@ -67,3 +69,89 @@ def rasterize(
         bbox = (r0 + int(rr0), c0 + int(cc0), r0 + int(rr1), c0 + int(cc1))
         kept.append((i, bbox, m[rr0 : rr1 + 1, cc0 : cc1 + 1].copy()))
     return cv, kept
+
+
+def form(
+    thick: np.ndarray,
+    contrast_w: np.ndarray,
+    lattice: np.ndarray,
+    tex: np.ndarray,
+    imaging: synth.Imaging,
+) -> np.ndarray:
+    """The noiseless, unblurred image (what ``_core.synth_form`` computes), in float64."""
+    t = tex.astype(np.float64)
+    sd = float(t.std())
+    t = t / sd if sd > 0 else t
+    thick64 = thick.astype(np.float64)
+    eff = np.where(thick64 > 0, contrast_w.astype(np.float64), 0.0)
+    rel = lattice.astype(np.float64) / np.maximum(thick64, 1e-6)
+    la = imaging.lattice_amplitude
+    support = imaging.background * (1.0 + imaging.carbon_amplitude * t)
+    if imaging.style == "bf":
+        sig = np.exp(-imaging.mu_per_nm * eff) * (1.0 + la * rel * (1.0 - np.exp(-thick64 / 2)))
+        return support * sig
+    sig = imaging.mu_per_nm * np.power(np.maximum(eff, 0.0), imaging.gamma) * (1.0 + la * rel)
+    return support + sig
+
+
+def expose_noiseless(
+    img: np.ndarray,
+    gain_field: np.ndarray | None,
+    gradient: float,
+    abc: tuple[float, float, float],
+    gain0: float,
+    gain1: float,
+) -> np.ndarray:
+    """Clip, gradient and gain of ``_core.synth_expose`` without noise, in float64."""
+    h, w = img.shape
+    out = np.maximum(img.astype(np.float64), 0.0)
+    if gradient > 0:
+        gy = np.linspace(-1, 1, h)[:, None]
+        gx = np.linspace(-1, 1, w)[None, :]
+        a, b, c = abc
+        out *= np.maximum(1.0 + gradient * (a * gx + b * gy + 0.5 * c * (gx * gx + gy * gy)), 0.05)
+    if gain_field is not None:
+        out *= np.maximum(gain0 + gain1 * gain_field.astype(np.float64), 0.05)
+    return out
+
+
+def placement_violations(
+    diam: np.ndarray,
+    groups: Sequence[int],
+    member: np.ndarray,
+    ys: np.ndarray,
+    xs: np.ndarray,
+    margin: float,
+) -> list[str]:
+    """Every broken rule of ``_core.synth_place`` (see cpp/include/antema/synth_place.hpp):
+    particles of different groups at least 1.05 (r_a + r_b) + margin apart; members of a group
+    at least 0.5 (r_a + r_b) apart, and each after the first within 0.55–0.95 (r_p + r) of an
+    earlier member; groups placed whole, their members consecutive."""
+    starts = np.concatenate([[0], np.cumsum(groups)])
+    group_of = np.searchsorted(starts, np.arange(len(diam)), side="right") - 1
+    r = diam[member] / 2.0
+    g = group_of[member]
+    bad: list[str] = []
+    for gi in np.unique(g):
+        idx = np.flatnonzero(g == gi)
+        want = list(range(starts[gi], starts[gi + 1]))
+        if member[idx].tolist() != want:
+            bad.append(f"group {gi}: members {member[idx].tolist()}, expected {want}")
+    n = len(member)
+    for i in range(n):
+        for j in range(i):
+            d = math.hypot(ys[i] - ys[j], xs[i] - xs[j])
+            if g[i] != g[j]:
+                if d < 1.05 * (r[i] + r[j]) + margin - 1e-9:
+                    bad.append(f"particles {i}, {j} (different groups) {d:.3f} apart")
+            elif d < 0.5 * (r[i] + r[j]) - 1e-9:
+                bad.append(f"particles {i}, {j} (same group) {d:.3f} apart")
+        earlier = [j for j in range(i) if g[j] == g[i]]
+        if earlier and not any(
+            0.55 * (r[i] + r[j]) - 1e-9
+            <= math.hypot(ys[i] - ys[j], xs[i] - xs[j])
+            <= 0.95 * (r[i] + r[j]) + 1e-9
+            for j in earlier
+        ):
+            bad.append(f"particle {i} not attached to an earlier member of its group")
+    return bad

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+import synth_reference
 from antema_fast import synth
 from antema_fast.synth import Imaging, Particle, Population, generate, make_particle, render
 
@@ -259,13 +260,21 @@ def test_compiled_rasterisation_equals_the_numpy_reference(regime: str) -> None:
                 np.testing.assert_array_equal(m.reshape(mask.shape).astype(bool), mask)
 
 
+def _noisy(lam: np.ndarray, seed: int, threads: int = 0) -> np.ndarray:
+    """Poisson deviates of ``lam`` through ``_core.synth_expose`` (no gradient, no gain)."""
+    from antema_fast import _core
+
+    img = np.ascontiguousarray(lam, dtype=np.float32).copy()
+    _core.synth_expose(img, None, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 1.0, seed, threads)
+    return img
+
+
 @pytest.mark.parametrize("lam", [0.3, 2.0, 9.9, 10.0, 37.0, 1500.0])
 def test_shot_noise_is_poisson(lam: float) -> None:
-    from antema_fast import _core
     from scipy import stats
 
     n = 200_000
-    x = _core.synth_poisson(np.full(n, lam, np.float32), 123)
+    x = _noisy(np.full((400, 500), lam, np.float32), 123)
     assert x.dtype == np.float32 and np.all(x == np.round(x)) and x.min() >= 0
     se = math.sqrt(lam / n)
     assert abs(float(x.mean()) - lam) < 5 * se
@@ -280,18 +289,135 @@ def test_shot_noise_is_poisson(lam: float) -> None:
     assert stats.chi2.sf(chi2, keep.sum() - 1) > 1e-4
 
 
-def test_shot_noise_is_seeded_and_checks_its_input() -> None:
+def test_shot_noise_is_seeded_thread_independent_and_checks_its_input() -> None:
     from antema_fast import _core
 
-    lam = np.linspace(0, 50, 1000, dtype=np.float32).reshape(20, 50)
-    a, b = _core.synth_poisson(lam, 5), _core.synth_poisson(lam, 5)
-    assert a.shape == lam.shape
+    lam = np.linspace(0, 50, 200 * 300, dtype=np.float32).reshape(200, 300)
+    a, b = _noisy(lam, 5), _noisy(lam, 5)
     np.testing.assert_array_equal(a, b)
-    assert not np.array_equal(a, _core.synth_poisson(lam, 6))
+    for threads in (1, 2, 3, 7):  # blocks carry their own seeds: any split, same image
+        np.testing.assert_array_equal(_noisy(lam, 5, threads), a)
+    assert not np.array_equal(a, _noisy(lam, 6))
     assert np.all(a[lam == 0] == 0)
-    with pytest.raises(ValueError, match="non-negative"):
-        _core.synth_poisson(np.array([1.0, -1.0], np.float32), 1)
-    with pytest.raises(ValueError, match="non-negative"):
-        _core.synth_poisson(np.array([np.nan], np.float32), 1)
+    # negative intensities are clipped to 0 before the noise
+    assert np.all(_noisy(np.full((3, 4), -2.0, np.float32), 1) == 0)
+    # rows of different blocks are independent draws (no repeated block seeds)
+    flat = _noisy(np.full((64, 64), 1000.0, np.float32), 9)
+    assert len({tuple(r) for r in flat[::16].tolist()}) == 4
+    with pytest.raises(ValueError, match="non-finite"):
+        _noisy(np.array([[1.0, np.nan]], np.float32), 1)
+    with pytest.raises(ValueError, match="non-finite"):
+        _noisy(np.array([[np.inf]], np.float32), 1)
     with pytest.raises(TypeError):
-        _core.synth_poisson(lam.astype(np.float64), 1)
+        _core.synth_expose(lam.astype(np.float64), None, 0, 0, 0, 0, 1, 0, 1, 1)
+    with pytest.raises(ValueError, match="gain_field"):
+        _core.synth_expose(lam.copy(), np.ones((2, 2), np.float32), 0, 0, 0, 0, 1, 0, 1, 1)
+
+
+@pytest.mark.parametrize("style", ["bf", "haadf"])
+@pytest.mark.parametrize("lattice_amp", [0.0, 0.3])
+def test_compiled_image_formation_equals_the_numpy_reference(
+    style: str, lattice_amp: float
+) -> None:
+    from antema_fast import _core
+
+    rng = np.random.default_rng(3)
+    h, w = 90, 70
+    thick = np.maximum(rng.normal(0.5, 1.0, (h, w)), 0.0).astype(np.float32)
+    contrast_w = (thick * rng.uniform(0.8, 1.2, (h, w))).astype(np.float32)
+    lattice = (thick * rng.uniform(-0.5, 0.5, (h, w))).astype(np.float32)
+    tex = rng.normal(0.2, 3.0, (h, w)).astype(np.float32)
+    im = Imaging(
+        style=style,
+        mu_per_nm=0.4,
+        gamma=0.8 if style == "haadf" else 1.0,
+        background=0.9 if style == "bf" else 0.2,
+        carbon_amplitude=0.1,
+        lattice_amplitude=lattice_amp,
+    )
+    got = _core.synth_form(
+        thick,
+        contrast_w,
+        lattice,
+        tex,
+        style == "haadf",
+        im.mu_per_nm,
+        im.gamma,
+        im.background,
+        im.carbon_amplitude,
+        im.lattice_amplitude,
+    )
+    want = synth_reference.form(thick, contrast_w, lattice, tex, im)
+    np.testing.assert_allclose(got, want, rtol=2e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="shape of thick"):
+        _core.synth_form(thick, contrast_w[:-1], lattice, tex, False, 1, 1, 1, 0.1, 0)
+
+
+@pytest.mark.parametrize("gradient", [0.0, 0.3, 3.0])
+@pytest.mark.parametrize("with_gain", [False, True])
+def test_compiled_exposure_equals_the_numpy_reference(gradient: float, with_gain: bool) -> None:
+    from antema_fast import _core
+
+    rng = np.random.default_rng(4)
+    img = rng.normal(0.8, 0.5, (40, 55)).astype(np.float32)  # some negative values
+    field = rng.normal(0.0, 2.0, img.shape).astype(np.float32) if with_gain else None
+    abc = (0.7, -0.4, 0.9)
+    out = img.copy()
+    _core.synth_expose(out, field, gradient, *abc, 1.1, 0.3, float("inf"), 0)
+    want = synth_reference.expose_noiseless(img, field, gradient, abc, 1.1, 0.3)
+    np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-6)
+    # with noise: mean-preserving (dose 1000 e/unit; means over the frame)
+    noisy = img.copy()
+    _core.synth_expose(noisy, field, gradient, *abc, 1.1, 0.3, 1000.0, 11)
+    assert float(noisy.mean()) / 1000.0 == pytest.approx(float(want.mean()), rel=0.01)
+
+
+def test_smooth_field_moments_and_upsampler_match_opencv() -> None:
+    import cv2
+
+    for shape in ((256, 256), (97, 301)):
+        rng_a, rng_b = np.random.default_rng(8), np.random.default_rng(8)
+        up, mean, sd = synth._smooth_field_raw(rng_a, shape, 4)
+        g = rng_b.standard_normal((5, 5))
+        ref = cv2.resize(g.astype(np.float32), shape[::-1], interpolation=cv2.INTER_CUBIC)
+        np.testing.assert_allclose(up, ref, atol=2e-5)
+        assert mean == pytest.approx(float(up.astype(np.float64).mean()), abs=1e-6)
+        assert sd == pytest.approx(float(up.astype(np.float64).std()), rel=1e-5)
+        f = synth._smooth_field(np.random.default_rng(8), shape, 4)
+        assert abs(float(f.mean())) < 1e-5 and float(f.std()) == pytest.approx(1.0, rel=1e-4)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_placement_keeps_its_rules(seed: int) -> None:
+    from antema_fast import _core
+
+    rng = np.random.default_rng(seed)
+    n_groups = int(rng.integers(5, 60))
+    groups = rng.choice([1, 1, 1, 2, 3], size=n_groups).astype(np.int32)
+    diam = rng.lognormal(math.log(3.0), 0.4, int(groups.sum()))
+    h_nm, w_nm, margin = 60.0, 45.0, 0.4
+    member, ys, xs = _core.synth_place(diam, groups, h_nm, w_nm, margin, 99 + seed)
+    assert len(member) == len(ys) == len(xs) > 0
+    assert synth_reference.placement_violations(diam, groups, member, ys, xs, margin) == []
+    again = _core.synth_place(diam, groups, h_nm, w_nm, margin, 99 + seed)
+    for a, b in zip((member, ys, xs), again, strict=True):
+        np.testing.assert_array_equal(a, b)
+    r = diam[member] / 2
+    assert np.all(ys >= -0.3 * r - 3 * diam.max()) and np.all(ys <= h_nm + 0.3 * r + 3 * diam.max())
+
+
+def test_placement_fills_crowded_fields_and_checks_its_input() -> None:
+    from antema_fast import _core
+
+    diam = np.full(400, 2.0)
+    groups = np.ones(400, np.int32)
+    member, ys, xs = _core.synth_place(diam, groups, 20.0, 20.0, 0.1, 1)
+    # a 20 × 20 nm field holds far fewer than 400 discs of 2.2 nm exclusion: some are dropped
+    assert 20 < len(member) < 400
+    assert synth_reference.placement_violations(diam, groups, member, ys, xs, 0.1) == []
+    with pytest.raises(ValueError, match="sum to"):
+        _core.synth_place(diam, np.ones(3, np.int32), 20.0, 20.0, 0.1, 1)
+    with pytest.raises(ValueError, match="positive"):
+        _core.synth_place(np.array([1.0, -1.0]), np.ones(2, np.int32), 20.0, 20.0, 0.1, 1)
+    with pytest.raises(ValueError, match="field size"):
+        _core.synth_place(diam, groups, 0.0, 20.0, 0.1, 1)

@@ -1,13 +1,19 @@
-// Bindings of the synthetic generator's kernels (antema/synth_raster.hpp): synth_rasterize and
-// synth_poisson. Used by antema_fast.synth.render; both release the GIL.
+// Bindings of the synthetic generator's kernels (antema/synth_raster.hpp, synth_image.hpp,
+// synth_place.hpp): synth_rasterize, synth_form and synth_expose (used by
+// antema_fast.synth.render) and synth_place (antema_fast.synth.place_particles); all release
+// the GIL.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "antema/synth_image.hpp"
+#include "antema/synth_place.hpp"
 #include "antema/synth_raster.hpp"
 #include "array_util.hpp"
 
@@ -109,16 +115,79 @@ py::dict rasterize_py(const Arr<double>& params, double pixel_size_nm, Arr<float
     return d;
 }
 
-py::array_t<float> poisson_py(const Arr<float>& lam, std::uint64_t seed) {
-    py::array_t<float> out(std::vector<py::ssize_t>(lam.shape(), lam.shape() + lam.ndim()));
-    const float* in = lam.data();
-    float* o = out.mutable_data();
-    const auto n = static_cast<std::size_t>(lam.size());
+py::tuple place_py(const Arr<double>& diam, const Arr<std::int32_t>& groups, double h_nm,
+                   double w_nm, double margin_nm, std::uint64_t seed) {
+    if (diam.ndim() != 1 || groups.ndim() != 1) {
+        throw py::value_error("synth_place: diam and groups must be 1-D arrays");
+    }
+    const double* d = diam.data();
+    const std::int32_t* g = groups.data();
+    const auto n = static_cast<std::int64_t>(diam.size());
+    const auto ng = static_cast<std::int64_t>(groups.size());
+    antema::synth::Placement r;
     {
         py::gil_scoped_release release;
-        antema::synth::poisson(in, o, n, seed);
+        r = antema::synth::place(d, n, g, ng, h_nm, w_nm, margin_nm, seed);
+    }
+    return py::make_tuple(to_numpy(std::move(r.member)), to_numpy(std::move(r.y)),
+                          to_numpy(std::move(r.x)));
+}
+
+py::array_t<float> form_py(const Arr<float>& thick, const Arr<float>& contrast_w,
+                           const Arr<float>& lattice, const Arr<float>& tex, bool haadf,
+                           double mu, double gamma, double background, double carbon_amp,
+                           double lattice_amp) {
+    const auto [rows, cols] = shape2d(thick, "thick");
+    for (const auto* a : {&contrast_w, &lattice, &tex}) {
+        const auto [r, c] = shape2d(*a, "canvas");
+        if (r != rows || c != cols) {
+            throw py::value_error("synth_form: all canvases must have the shape of thick (" +
+                                  std::to_string(rows) + " x " + std::to_string(cols) + ")");
+        }
+    }
+    py::array_t<float> out({static_cast<py::ssize_t>(rows), static_cast<py::ssize_t>(cols)});
+    antema::synth::FormParams p;
+    p.haadf = haadf;
+    p.mu = mu;
+    p.gamma = gamma;
+    p.background = background;
+    p.carbon_amp = carbon_amp;
+    p.lattice_amp = lattice_amp;
+    const float *t = thick.data(), *cw = contrast_w.data(), *lat = lattice.data(),
+                *tx = tex.data();
+    float* o = out.mutable_data();
+    const auto n = static_cast<std::size_t>(rows) * static_cast<std::size_t>(cols);
+    {
+        py::gil_scoped_release release;
+        antema::synth::form(t, cw, lat, tx, o, n, p);
     }
     return out;
+}
+
+void expose_py(Arr<float>& img, const std::optional<Arr<float>>& gain_field, double gradient,
+               double ga, double gb, double gc, double gain0, double gain1, double dose_scale,
+               std::uint64_t seed, int threads) {
+    const auto [rows, cols] = shape2d(img, "img");
+    const float* gf = nullptr;
+    if (gain_field) {
+        const auto [r, c] = shape2d(*gain_field, "gain_field");
+        if (r != rows || c != cols) {
+            throw py::value_error("synth_expose: gain_field must have the shape of img");
+        }
+        gf = gain_field->data();
+    }
+    antema::synth::ExposeParams p;
+    p.gradient = gradient;
+    p.ga = ga;
+    p.gb = gb;
+    p.gc = gc;
+    p.gain0 = gain0;
+    p.gain1 = gain1;
+    p.dose_scale = dose_scale;
+    p.seed = seed;
+    float* o = img.mutable_data();
+    py::gil_scoped_release release;
+    antema::synth::expose(o, gf, rows, cols, p, threads);
 }
 
 }  // namespace
@@ -133,6 +202,20 @@ void register_synth(py::module_& m) {
           py::arg("haadf_fringes"),
           "Accumulate particles' projected thickness into the canvases (in place); returns the "
           "kept particles' input index, tight bbox, area and packed masks.");
-    m.def("synth_poisson", &poisson_py, py::arg("lam").noconvert(), py::arg("seed"),
-          "Poisson deviates (float32) of a float32 mean array, seeded.");
+    m.def("synth_place", &place_py, py::arg("diam").noconvert(), py::arg("groups").noconvert(),
+          py::arg("h_nm"), py::arg("w_nm"), py::arg("margin_nm"), py::arg("seed"),
+          "Place groups of particles (isolated or touching clusters) by seeded rejection "
+          "sampling; returns (member index, y, x) in placement order.");
+    m.def("synth_form", &form_py, py::arg("thick").noconvert(),
+          py::arg("contrast_w").noconvert(), py::arg("lattice").noconvert(),
+          py::arg("tex").noconvert(), py::arg("haadf"), py::arg("mu"), py::arg("gamma"),
+          py::arg("background"), py::arg("carbon_amp"), py::arg("lattice_amp"),
+          "Noiseless, unblurred image from the rasterised canvases and the raw support "
+          "texture (scaled to unit sigma here).");
+    m.def("synth_expose", &expose_py, py::arg("img").noconvert(), py::arg("gain_field"),
+          py::arg("gradient"), py::arg("ga"), py::arg("gb"), py::arg("gc"), py::arg("gain0"),
+          py::arg("gain1"), py::arg("dose_scale"), py::arg("seed"), py::arg("threads") = 0,
+          "In place: clip at 0, slow gradient, gain (gain0 + gain1 * field), Poisson noise "
+          "at dose_scale electrons per unit (<= 0 or inf: none); threads 0 = auto (the result "
+          "does not depend on it).");
 }

@@ -107,4 +107,36 @@ def synth_rasterize(
     fringes: bool,
     haadf_fringes: bool,
 ) -> dict[str, Any]: ...
-def synth_poisson(lam: F32, seed: int) -> F32: ...
+def synth_form(
+    thick: F32,
+    contrast_w: F32,
+    lattice: F32,
+    tex: F32,
+    haadf: bool,
+    mu: float,
+    gamma: float,
+    background: float,
+    carbon_amp: float,
+    lattice_amp: float,
+) -> F32: ...
+def synth_expose(
+    img: F32,
+    gain_field: F32 | None,
+    gradient: float,
+    ga: float,
+    gb: float,
+    gc: float,
+    gain0: float,
+    gain1: float,
+    dose_scale: float,
+    seed: int,
+    threads: int = 0,
+) -> None: ...
+def synth_place(
+    diam: F64,
+    groups: I32,
+    h_nm: float,
+    w_nm: float,
+    margin_nm: float,
+    seed: int,
+) -> tuple[I32, F64, F64]: ...

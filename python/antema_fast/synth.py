@@ -323,7 +323,7 @@ def _rot_tilt(rng: np.random.Generator, max_tilt_rad: float) -> np.ndarray:
     return tilt_m @ _rot_z(rng.uniform(0, 2 * math.pi))
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=256)
 def _halfspaces(shape: str, aspect: float) -> tuple[np.ndarray, np.ndarray]:
     """Unit normals (F, 3) and offsets (F,) of a polyhedron of unit size parameter (cached,
     read-only)."""
@@ -333,23 +333,28 @@ def _halfspaces(shape: str, aspect: float) -> tuple[np.ndarray, np.ndarray]:
     return normals, offsets
 
 
+_CUBE_NORMALS = np.array(
+    [[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]], float
+)
+_OCTA_NORMALS = np.array(
+    [[sx, sy, sz] for sx in (1, -1) for sy in (1, -1) for sz in (1, -1)], float
+) / math.sqrt(3)
+_TRUNC_NORMALS = np.vstack([_OCTA_NORMALS, _CUBE_NORMALS])
+for _a in (_CUBE_NORMALS, _OCTA_NORMALS, _TRUNC_NORMALS):
+    _a.setflags(write=False)
+
+
 def _polyhedron_faces(shape: str, aspect: float) -> tuple[np.ndarray, np.ndarray]:
     if shape == "cube":  # edge 1
-        n = np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]], float)
-        return n, np.full(6, 0.5)
-    octa = np.array(
-        [[sx, sy, sz] for sx in (1, -1) for sy in (1, -1) for sz in (1, -1)], float
-    ) / math.sqrt(3)
+        return _CUBE_NORMALS.copy(), np.full(6, 0.5)
     if shape == "octahedron":  # vertices at distance 0.5 on the axes
-        return octa, np.full(8, 0.5 / math.sqrt(3))
+        return _OCTA_NORMALS.copy(), np.full(8, 0.5 / math.sqrt(3))
     if shape == "truncated_octahedron":  # square faces at 0.5·(2/3)·... truncation
-        cube = np.array(
-            [[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]], float
-        )
         trunc = 0.5 * (0.55 + 0.25 * min(aspect - 1.0, 1.0))
-        return np.vstack([octa, cube]), np.concatenate(
-            [np.full(8, 0.5 / math.sqrt(3)), np.full(6, trunc)]
-        )
+        offsets = np.empty(14)
+        offsets[:8] = 0.5 / math.sqrt(3)
+        offsets[8:] = trunc
+        return _TRUNC_NORMALS.copy(), offsets
     if shape == "plate":  # equilateral triangle of side 1 (in x-y), thickness 1/aspect
         angles = np.array([90.0, 210.0, 330.0]) * math.pi / 180.0
         n_side = np.stack([np.cos(angles), np.sin(angles), np.zeros(3)], axis=1)
@@ -461,14 +466,17 @@ def projected_area_unit(p: Particle) -> float:
     """Projected area of ``p`` at ``scale_nm = 1``, nm², exactly: π/4 for spheres and
     ellipsoids (semi-axes with a·b = 1/4), πr² + 4rh for rods (spherocylinders), and the area of
     the hull of the rotated vertices, projected on the image plane, for the polyhedra."""
-    if p.shape in ("sphere", "ellipsoid"):
+    return _area_unit(p.shape, p.aspect, np.asarray(p.rotation, dtype=np.float64).reshape(3, 3))
+
+
+def _area_unit(shape: str, aspect: float, rot: np.ndarray) -> float:
+    if shape in ("sphere", "ellipsoid"):
         return math.pi / 4.0
-    if p.shape == "rod":
-        r = 0.5 / math.sqrt(p.aspect)
-        h = max(0.5 * math.sqrt(p.aspect) - r, 0.0)
+    if shape == "rod":
+        r = 0.5 / math.sqrt(aspect)
+        h = max(0.5 * math.sqrt(aspect) - r, 0.0)
         return math.pi * r * r + 4.0 * r * h
-    rot = np.asarray(p.rotation, dtype=np.float64).reshape(3, 3)
-    v = _polyhedron_vertices(p.shape, p.aspect) @ rot.T  # v' = R v (normals turn alike)
+    v = _polyhedron_vertices(shape, aspect) @ rot.T  # v' = R v (normals turn alike)
     return _polygon_area(v[:, :2])
 
 
@@ -506,24 +514,25 @@ def make_particle(
         rot = _random_rotation(rng)
     else:
         rot = _rot_z(float(rng.uniform(0, 2 * math.pi)))
-    p = Particle(
+    if shape == "sphere":
+        scale = diameter_nm
+    else:
+        scale = diameter_nm * math.sqrt(math.pi / 4.0 / _area_unit(shape, aspect, rot))
+    u = rng.random(4)  # lattice spacing, fringe angle, fringe phase, contrast
+    n_sp = len(_LATTICE_SPACINGS_NM)
+    return Particle(
         y_nm=y_nm,
         x_nm=x_nm,
-        scale_nm=1.0,
+        scale_nm=scale,
         shape=shape,
-        rotation=tuple(float(v) for v in rot.ravel()),
+        rotation=tuple(rot.ravel().tolist()),
         aspect=aspect,
         identity=identity,
-        lattice_spacing_nm=float(rng.choice(_LATTICE_SPACINGS_NM)),
-        lattice_angle_rad=float(rng.uniform(0, math.pi)),
-        lattice_phase=float(rng.uniform(0, 2 * math.pi)),
-        contrast=float(rng.uniform(0.8, 1.2)),
+        lattice_spacing_nm=_LATTICE_SPACINGS_NM[min(int(u[0] * n_sp), n_sp - 1)],
+        lattice_angle_rad=math.pi * float(u[1]),
+        lattice_phase=2.0 * math.pi * float(u[2]),
+        contrast=0.8 + 0.4 * float(u[3]),
     )
-    if shape == "sphere":
-        return replace(p, scale_nm=diameter_nm)
-    area1 = projected_area_unit(p)
-    scale = diameter_nm * math.sqrt(math.pi / 4.0 / area1)
-    return replace(p, scale_nm=scale)
 
 
 # --------------------------------------------------------------------------------------------
@@ -533,41 +542,74 @@ def make_particle(
 
 @lru_cache(maxsize=8)
 def _radial_frequency(h: int, w: int) -> np.ndarray:
-    """|k| (cycles per pixel) on the rfft2 grid of an h × w image (read-only, cached)."""
+    """|k| (cycles per pixel) on the rfft2 grid of an h × w image, float32 (read-only,
+    cached)."""
     ky = np.fft.fftfreq(h)[:, None]
     kx = np.fft.rfftfreq(w)[None, :]
-    k = np.sqrt(ky * ky + kx * kx)
+    k = np.sqrt(ky * ky + kx * kx).astype(np.float32)
     k.setflags(write=False)
     return k
 
 
-def _band_noise(rng: np.random.Generator, shape: tuple[int, int], grain_px: float) -> np.ndarray:
-    """Zero-mean unit-σ noise band-limited around spatial frequency ≈ 1/(2·grain_px)."""
+def _band_noise_raw(
+    rng: np.random.Generator, shape: tuple[int, int], grain_px: float
+) -> np.ndarray:
+    """Zero-mean noise band-limited around spatial frequency ≈ 1/(2·grain_px), not yet scaled
+    to unit σ (``synth_form`` does that in its pass)."""
     h, w = shape
     # White noise drawn directly in the Fourier domain (a complex Gaussian on the rfft grid;
-    # irfft2 keeps the Hermitian part), which saves the forward transform.
-    f = rng.standard_normal((h, w // 2 + 1, 2)).view(np.complex128)[..., 0]
+    # irfft2 keeps the Hermitian part), which saves the forward transform. Single precision
+    # throughout: the texture is normalised to unit σ, float32 is ample and 3× faster.
+    f = rng.standard_normal((h, w // 2 + 1, 2), dtype=np.float32).view(np.complex64)[..., 0]
     k = _radial_frequency(h, w)
     k0 = min(0.5, 1.0 / (2.0 * max(grain_px, 1.0)))
     # ring-shaped pass band (phase-contrast granularity) with a low-frequency floor
-    filt = np.exp(-0.5 * ((k - k0) / (0.45 * k0 + 1e-6)) ** 2) + 0.25 * np.exp(
-        -0.5 * (k / (0.5 * k0 + 1e-6)) ** 2
-    )
+    a = np.float32(-0.5 / (0.45 * k0 + 1e-6) ** 2)
+    b = np.float32(-0.5 / (0.5 * k0 + 1e-6) ** 2)
+    d = k - np.float32(k0)
+    filt = np.exp(a * (d * d))
+    filt += np.float32(0.25) * np.exp(b * (k * k))
     filt[0, 0] = 0.0
-    out = np.fft.irfft2(f * filt, s=(h, w)).astype(np.float32)
-    sd = float(out.std())
-    return out / sd if sd > 0 else out
+    f *= filt
+    return np.fft.irfft2(f, s=(h, w)).astype(np.float32, copy=False)
+
+
+@lru_cache(maxsize=8)
+def _cubic_upsampler(cells: int, h: int, w: int) -> tuple[np.ndarray, ...]:
+    """Bicubic upsampling of a (cells+1)² grid to h × w as two matrices (OpenCV's INTER_CUBIC
+    is separable: ``up = ry @ g @ rx``), with the Gram matrices and sums that give the mean and
+    standard deviation of ``up`` without forming it (read-only, cached)."""
+    import cv2
+
+    c = cells + 1
+    eye = np.eye(c, dtype=np.float32)
+    ry = cv2.resize(eye, (c, h), interpolation=cv2.INTER_CUBIC).astype(np.float64)  # (h, c)
+    rx = cv2.resize(eye, (w, c), interpolation=cv2.INTER_CUBIC).astype(np.float64)  # (c, w)
+    mats = (ry, rx, ry.T @ ry, rx @ rx.T, ry.sum(axis=0), rx.sum(axis=1))
+    for m in mats:
+        m.setflags(write=False)
+    return mats
+
+
+def _smooth_field_raw(
+    rng: np.random.Generator, shape: tuple[int, int], cells: int
+) -> tuple[np.ndarray, float, float]:
+    """A smooth random field (bicubic upsampling of a coarse Gaussian grid) with its mean and
+    standard deviation over the frame (from the coarse grid, exactly)."""
+    h, w = shape
+    ry, rx, gy, gx, sy, sx = _cubic_upsampler(cells, h, w)
+    g = rng.standard_normal((cells + 1, cells + 1))
+    up = (ry @ g @ rx).astype(np.float32)
+    n = float(h * w)
+    mean = float(sy @ g @ sx) / n
+    var = float(np.sum((gy @ g @ gx) * g)) / n - mean * mean
+    return up, mean, math.sqrt(max(var, 0.0))
 
 
 def _smooth_field(rng: np.random.Generator, shape: tuple[int, int], cells: int) -> np.ndarray:
     """Smooth zero-mean unit-σ random field (bicubic upsampling of a coarse grid)."""
-    import cv2
-
-    h, w = shape
-    g = rng.standard_normal((cells + 1, cells + 1)).astype(np.float32)
-    up = cv2.resize(g, (w, h), interpolation=cv2.INTER_CUBIC)
-    sd = float(up.std())
-    return (up - up.mean()) / sd if sd > 0 else up
+    up, mean, sd = _smooth_field_raw(rng, shape, cells)
+    return (up - np.float32(mean)) / np.float32(sd) if sd > 0 else up - np.float32(mean)
 
 
 def _gauss(img: np.ndarray, sigma_px: float) -> np.ndarray:
@@ -690,45 +732,53 @@ def render(
                 touches_border=r0 == 0 or c0 == 0 or r1 == h - 1 or c1 == w - 1,
             )
         )
-        kept.append(replace(p, identity=ident))
+        kept.append(p if p.identity == ident else replace(p, identity=ident))
 
-    # Effective (contrast-weighted) thickness
-    eff = np.where(thick > 0, contrast_w, 0.0).astype(np.float32)
-    bg_tex = _band_noise(rng, (h, w), imaging.carbon_grain_nm / s)
-    if imaging.style == "bf":
-        signal = np.exp(-imaging.mu_per_nm * eff).astype(np.float32)
-        if do_lattice:
-            # fringes: relative modulation scaled by local thickness, saturating for thick parts
-            rel = lattice / np.maximum(thick, 1e-6)
-            sat = 1.0 - np.exp(-thick / 2.0)
-            signal *= 1.0 + imaging.lattice_amplitude * rel * sat
-        img = imaging.background * signal * (1.0 + imaging.carbon_amplitude * bg_tex)
-        blur_px = imaging.blur_nm / s
-        img = _gauss(img.astype(np.float32), blur_px)
-        if imaging.fresnel_amplitude != 0.0:
-            wide = _gauss(img, max(imaging.fresnel_width_nm / s, 0.7))
-            img = img + imaging.fresnel_amplitude * (img - wide)
-    else:
-        sig = imaging.mu_per_nm * np.power(np.maximum(eff, 0.0), imaging.gamma)
-        if do_lattice:
-            rel = lattice / np.maximum(thick, 1e-6)
-            sig = sig * (1.0 + imaging.lattice_amplitude * rel)
-        img = imaging.background * (1.0 + imaging.carbon_amplitude * bg_tex) + sig
-        img = _gauss(img.astype(np.float32), imaging.blur_nm / s)
-    img = np.maximum(img, 0.0).astype(np.float32)
+    # Contrast, fringes and support texture in one pass (formulas: tests/synth_reference.py)
+    img = _core.synth_form(
+        thick,
+        contrast_w,
+        lattice,
+        _band_noise_raw(rng, (h, w), imaging.carbon_grain_nm / s),
+        imaging.style == "haadf",
+        imaging.mu_per_nm,
+        imaging.gamma,
+        imaging.background,
+        imaging.carbon_amplitude,
+        imaging.lattice_amplitude,
+    )
+    img = _gauss(img, imaging.blur_nm / s)
+    if imaging.style == "bf" and imaging.fresnel_amplitude != 0.0:
+        wide = _gauss(img, max(imaging.fresnel_width_nm / s, 0.7))
+        amp = np.float32(imaging.fresnel_amplitude)
+        img *= np.float32(1.0) + amp  # img + A·(img − wide)
+        wide *= amp
+        img -= wide
+    # Clip, gradient, gain and shot noise in one pass; the random draws in a fixed order.
+    ga = gb = gc = 0.0
     if imaging.gradient > 0:
-        gy = np.linspace(-1, 1, h, dtype=np.float32)[:, None]
-        gx = np.linspace(-1, 1, w, dtype=np.float32)[None, :]
-        a, b, c = rng.uniform(-1, 1, 3)
-        g = 1.0 + imaging.gradient * (a * gx + b * gy + 0.5 * c * (gx * gx + gy * gy))
-        img *= np.maximum(g, 0.05).astype(np.float32)
+        ga, gb, gc = (float(v) for v in rng.uniform(-1, 1, 3))
+    gain_field = None
+    gain0, gain1 = 1.0, 0.0
     if imaging.gain_sigma > 0:
-        gain = 1.0 + imaging.gain_sigma * _smooth_field(rng, (h, w), 4)
-        img *= np.maximum(gain, 0.05).astype(np.float32)
-    if math.isfinite(imaging.dose_per_px):
-        lam = img * np.float32(imaging.dose_per_px / max(imaging.background, 1e-3))
-        lam = np.ascontiguousarray(np.maximum(lam, 0.0), dtype=np.float32)
-        img = _core.synth_poisson(lam, int(rng.integers(0, 2**63)))
+        gain_field, mean, sd = _smooth_field_raw(rng, (h, w), 4)
+        gain1 = imaging.gain_sigma / sd if sd > 0 else 0.0
+        gain0 = 1.0 - gain1 * mean
+    noisy = math.isfinite(imaging.dose_per_px)
+    dose_scale = imaging.dose_per_px / max(imaging.background, 1e-3) if noisy else 0.0
+    img = np.ascontiguousarray(img, dtype=np.float32)
+    _core.synth_expose(
+        img,
+        gain_field,
+        imaging.gradient,
+        ga,
+        gb,
+        gc,
+        gain0,
+        gain1,
+        dose_scale,
+        int(rng.integers(0, 2**63)) if noisy else 0,
+    )
     if imaging.scan_jitter > 0:
         rows_off = rng.normal(0.0, imaging.scan_jitter, size=(h, 1)).astype(np.float32)
         img = img + rows_off * float(img.mean())
@@ -853,15 +903,16 @@ def place_particles(
     n = int(rng.poisson(max(population.coverage * field_area / mean_area, 0.5)))
     n = int(min(max(n, 1), population.max_particles))
     dmin = population.min_diameter_px * s
-    diam = np.empty(n)
-    for i in range(n):
-        for _ in range(100):
-            d = population.median_diameter_nm * math.exp(
-                population.sigma_log * rng.standard_normal()
-            )
-            if d >= dmin:
-                break
-        diam[i] = max(d, dmin)
+    # log-normal diameters, each redrawn (up to 100 times) until at least dmin
+    diam = population.median_diameter_nm * np.exp(population.sigma_log * rng.standard_normal(n))
+    for _ in range(99):
+        low = np.flatnonzero(diam < dmin)
+        if low.size == 0:
+            break
+        diam[low] = population.median_diameter_nm * np.exp(
+            population.sigma_log * rng.standard_normal(low.size)
+        )
+    np.maximum(diam, dmin, out=diam)
     weights = None
     if population.shape_weights is not None:
         wts = np.asarray(population.shape_weights, float)
@@ -880,79 +931,20 @@ def place_particles(
         left -= g
     groups += [1] * (n - sum(groups))
     order = rng.permutation(len(groups))
-
-    placed_c: list[tuple[float, float, float]] = []  # (y, x, r) in nm
-    placed: list[Particle] = []
-    margin = 2.0 * s
-    idx = 0
-
-    # Placed centres in a uniform grid whose cells are at least as wide as the largest
-    # exclusion distance, so a candidate only meets the particles of its 3 × 3 cells.
-    cell = 1.05 * float(diam.max(initial=0.0)) + margin + 1e-9
-    grid: dict[tuple[int, int], list[tuple[float, float, float]]] = {}
-    n_grid = [0]
-
-    def free(y: float, x: float, r: float) -> bool:
-        while n_grid[0] < len(placed_c):  # index the particles placed since the last call
-            c = placed_c[n_grid[0]]
-            grid.setdefault((math.floor(c[0] / cell), math.floor(c[1] / cell)), []).append(c)
-            n_grid[0] += 1
-        gy, gx = math.floor(y / cell), math.floor(x / cell)
-        for iy in (gy - 1, gy, gy + 1):
-            for ix in (gx - 1, gx, gx + 1):
-                for cy, cx, cr in grid.get((iy, ix), ()):
-                    dy, dx = y - cy, x - cx
-                    lim = 1.05 * (r + cr) + margin
-                    if dy * dy + dx * dx < lim * lim:
-                        return False
-        return True
-
-    for gi in order:
-        gsize = groups[gi]
-        members = list(range(idx, idx + gsize))
-        idx += gsize
-        for _ in range(300):
-            cand: list[tuple[float, float, float]] = []
-            r = diam[members[0]] / 2
-            y = rng.uniform(-0.3 * r, h * s + 0.3 * r)
-            x = rng.uniform(-0.3 * r, w * s + 0.3 * r)
-            if not free(y, x, r):
-                continue
-            cand.append((y, x, r))
-            ok = True
-            for m in members[1:]:
-                rm = diam[m] / 2
-                for _ in range(30):
-                    py, px, pr = cand[int(rng.integers(len(cand)))]
-                    dist = rng.uniform(0.55, 0.95) * (pr + rm)
-                    ang = rng.uniform(0, 2 * math.pi)
-                    yy, xx = py + dist * math.sin(ang), px + dist * math.cos(ang)
-                    # far from all *other* particles; within the group, not nearly coincident
-                    if free(yy, xx, rm) and all(
-                        (yy - cy) ** 2 + (xx - cx) ** 2 >= (0.5 * (rm + cr)) ** 2
-                        for cy, cx, cr in cand
-                    ):
-                        cand.append((yy, xx, rm))
-                        break
-                else:
-                    ok = False
-                    break
-            if not ok:
-                continue
-            for (yy, xx, _rr), m in zip(cand, members, strict=True):
-                placed.append(
-                    make_particle(
-                        rng,
-                        yy,
-                        xx,
-                        float(diam[m]),
-                        population.shapes[int(shapes[m])],
-                        identity=len(placed) + 1,
-                    )
-                )
-            placed_c.extend(cand)
-            break
-    return placed
+    # Rejection sampling in the core (rules: cpp/include/antema/synth_place.hpp); the groups
+    # are tried in `order`, their members being consecutive diameters.
+    member, ys, xs = _core.synth_place(
+        diam,
+        np.asarray([groups[g] for g in order], dtype=np.int32),
+        h * s,
+        w * s,
+        2.0 * s,
+        int(rng.integers(0, 2**63)),
+    )
+    return [
+        make_particle(rng, y, x, float(diam[m]), population.shapes[int(shapes[m])], identity=k + 1)
+        for k, (m, y, x) in enumerate(zip(member.tolist(), ys.tolist(), xs.tolist(), strict=True))
+    ]
 
 
 def draw_imaging(regime: str, rng: np.random.Generator, median_diameter_nm: float = 5.0) -> Imaging:

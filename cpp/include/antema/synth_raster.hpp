@@ -19,9 +19,9 @@
 //               (x, y) is max(hi - lo, 0) from the faces that are not vertical, 0 outside a
 //               vertical face.
 //
-// poisson(): Poisson deviates of a float32 mean image with its own seeded generator
-// (xoshiro256**, seeded by splitmix64): Knuth's multiplication method below a mean of 10,
-// Hormann's transformed rejection with squeeze (PTRS, 1993) above.
+// poisson_one(): a Poisson deviate from our own seeded generator (Xoshiro256: xoshiro256**,
+// seeded by splitmix64): Knuth's multiplication method below a mean of 10, Hormann's
+// transformed rejection with squeeze (PTRS, 1993) above. synth_image.hpp's expose() uses it.
 #pragma once
 
 #include <cmath>
@@ -208,7 +208,7 @@ inline RasterResult rasterize(const std::vector<SolidParams>& particles, double 
 }
 
 // ---------------------------------------------------------------------------------------------
-// Shot noise
+// Random numbers and Poisson deviates (shot noise, synth_image.hpp)
 // ---------------------------------------------------------------------------------------------
 
 class Xoshiro256 {
@@ -289,18 +289,6 @@ inline double poisson_one(double lam, Xoshiro256& g) {
             -lam + k * loglam - log_factorial(k)) {
             return k;
         }
-    }
-}
-
-inline void poisson(const float* lam, float* out, std::size_t n, std::uint64_t seed) {
-    Xoshiro256 g(seed);
-    for (std::size_t i = 0; i < n; ++i) {
-        const double l = static_cast<double>(lam[i]);
-        if (!std::isfinite(l) || l < 0) {
-            throw std::invalid_argument(
-                "antema::synth::poisson: expected finite, non-negative means");
-        }
-        out[i] = static_cast<float>(poisson_one(l, g));
     }
 }
 
