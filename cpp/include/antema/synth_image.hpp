@@ -92,8 +92,9 @@ inline std::uint64_t block_seed(std::uint64_t seed, std::uint64_t block) {
 // img (rows x cols, modified in place):
 //   v = max(img, 0) * max(1 + G (a gx + b gy + c/2 (gx^2 + gy^2)), 0.05) * max(gain, 0.05)
 //   (gx, gy: -1..1 across the columns / rows), then v = Poisson(v * dose_scale) when noisy.
-// threads: 0 = up to 4 (hardware permitting) for frames of 32k pixels and more; the result is
-// the same for any thread count.
+// threads: 0 = serial below 1 Mpx (training tiles: threads spawned per tile lose to a busy
+// machine, measured in bench/bench_synth.py), up to 4 (hardware permitting) from 1 Mpx; the
+// result is the same for any thread count.
 inline void expose(float* img, const float* gain_field, int rows, int cols,
                    const ExposeParams& p, int threads = 0) {
     if (rows < 1 || cols < 1) return;
@@ -140,7 +141,7 @@ inline void expose(float* img, const float* gain_field, int rows, int cols,
     if (nt <= 0) {
         const long long px = static_cast<long long>(rows) * cols;
         const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
-        nt = px >= 32768 ? static_cast<int>(std::min(4u, hw)) : 1;
+        nt = px >= (1LL << 20) ? static_cast<int>(std::min(4u, hw)) : 1;
     }
     nt = std::max(1, std::min(nt, n_blocks));
     if (nt == 1) {
