@@ -146,13 +146,7 @@ py::array_t<float> form_py(const Arr<float>& thick, const Arr<float>& contrast_w
         }
     }
     py::array_t<float> out({static_cast<py::ssize_t>(rows), static_cast<py::ssize_t>(cols)});
-    antema::synth::FormParams p;
-    p.haadf = haadf;
-    p.mu = mu;
-    p.gamma = gamma;
-    p.background = background;
-    p.carbon_amp = carbon_amp;
-    p.lattice_amp = lattice_amp;
+    const antema::synth::FormParams p{haadf, mu, gamma, background, carbon_amp, lattice_amp};
     const float *t = thick.data(), *cw = contrast_w.data(), *lat = lattice.data(),
                 *tx = tex.data();
     float* o = out.mutable_data();
@@ -176,15 +170,7 @@ void expose_py(Arr<float>& img, const std::optional<Arr<float>>& gain_field, dou
         }
         gf = gain_field->data();
     }
-    antema::synth::ExposeParams p;
-    p.gradient = gradient;
-    p.ga = ga;
-    p.gb = gb;
-    p.gc = gc;
-    p.gain0 = gain0;
-    p.gain1 = gain1;
-    p.dose_scale = dose_scale;
-    p.seed = seed;
+    const antema::synth::ExposeParams p{gradient, ga, gb, gc, gain0, gain1, dose_scale, seed};
     float* o = img.mutable_data();
     py::gil_scoped_release release;
     antema::synth::expose(o, gf, rows, cols, p, threads);
