@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from itertools import permutations
 
 import numpy as np
 from antema_fast import synth
@@ -155,3 +156,39 @@ def placement_violations(
         ):
             bad.append(f"particle {i} not attached to an earlier member of its group")
     return bad
+
+
+def polyhedron_vertices(shape: str, aspect: float) -> np.ndarray:
+    """Vertices (V, 3) of the polyhedron of ``synth._halfspaces`` (unit size).
+
+    cube: (±½, ±½, ±½); octahedron: permutations of (±½, 0, 0); truncated octahedron
+    (|x| + |y| + |z| ≤ ½ cut by |x|, |y|, |z| ≤ t with ¼ ≤ t < ½): permutations of
+    (±t, ±(½ − t), 0); plate: the triangle's corners (circumradius 1/√3, opposite the side
+    normals at 90°, 210°, 330°) at z = ±1/(2·aspect).
+    """
+    if shape == "cube":
+        return np.array([[x, y, z] for x in (-0.5, 0.5) for y in (-0.5, 0.5) for z in (-0.5, 0.5)])
+    if shape == "octahedron":
+        return np.vstack([np.eye(3) * 0.5, -np.eye(3) * 0.5])
+    if shape == "truncated_octahedron":
+        t = float(synth._halfspaces(shape, aspect)[1][-1])
+        signed = [(a, b) for a in (-t, t) for b in (t - 0.5, 0.5 - t)]
+        return np.array(sorted({p for a, b in signed for p in permutations((a, b, 0.0))}))
+    if shape == "plate":
+        ang = np.radians([270.0, 30.0, 150.0])
+        rc = 1.0 / math.sqrt(3.0)
+        tz = 0.5 / aspect
+        return np.array([[rc * math.cos(a), rc * math.sin(a), z] for z in (-tz, tz) for a in ang])
+    raise ValueError(f"not a polyhedron: {shape!r}")
+
+
+def projected_area_hull(p: synth.Particle) -> float:
+    """Projected area at unit size of a polyhedral particle: the area of the convex hull of
+    its rotated vertices projected on the image plane (an independent route to the shadow
+    formula of ``synth._area_unit``)."""
+    import cv2
+
+    rot = np.asarray(p.rotation, dtype=np.float64).reshape(3, 3)
+    v = polyhedron_vertices(p.shape, p.aspect) @ rot.T
+    hull = cv2.convexHull(np.ascontiguousarray(v[:, :2], dtype=np.float32))
+    return float(cv2.contourArea(hull))

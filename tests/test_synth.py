@@ -128,8 +128,66 @@ def test_polyhedron_vertices_are_the_half_space_intersection(shape: str, aspect:
         if np.all(normals @ v <= offsets + 1e-9):
             brute.append(v)
     want = np.unique(np.round(np.array(brute), 9), axis=0)
-    got = np.unique(np.round(synth._polyhedron_vertices(shape, aspect), 9), axis=0)
+    got = np.unique(np.round(synth_reference.polyhedron_vertices(shape, aspect), 9), axis=0)
     np.testing.assert_allclose(got, want, atol=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("shape", "aspect"),
+    [
+        ("cube", 1.0),
+        ("octahedron", 1.0),
+        ("truncated_octahedron", 1.0),
+        ("truncated_octahedron", 1.37),
+        ("truncated_octahedron", 2.0),
+        ("plate", 2.0),
+        ("plate", 3.3),
+    ],
+)
+def test_shadow_area_equals_the_hull_of_the_projected_vertices(shape: str, aspect: float) -> None:
+    rng = np.random.default_rng(21)
+    qs = synth._quaternion_rotations(rng.standard_normal((40, 4)))
+    for rot in qs:
+        p = Particle(0.0, 0.0, 1.0, shape, tuple(rot.ravel().tolist()), aspect)
+        assert synth.projected_area_unit(p) == pytest.approx(
+            synth_reference.projected_area_hull(p), rel=1e-5
+        )
+    # face areas add up to the surface of the solid (sums of the faces' polygon areas)
+    areas = synth._face_areas(shape, aspect)
+    assert len(areas) == len(synth._halfspaces(shape, aspect)[1]) and np.all(areas >= 0)
+
+
+def test_make_particles_draws_proper_orientations_and_identities() -> None:
+    rng = np.random.default_rng(2)
+    shapes = list(synth.SHAPES) * 30
+    n = len(shapes)
+    ps = synth.make_particles(
+        rng, np.arange(n, dtype=float), np.zeros(n), np.full(n, 4.0), shapes, first_identity=5
+    )
+    assert [p.identity for p in ps] == list(range(5, 5 + n))
+    for p in ps:
+        r = np.asarray(p.rotation).reshape(3, 3)
+        np.testing.assert_allclose(r @ r.T, np.eye(3), atol=1e-12)
+        assert np.linalg.det(r) == pytest.approx(1.0)
+        lo, hi = synth._ASPECT_RANGE.get(p.shape, (1.0, 1.0))
+        assert lo <= p.aspect <= hi
+        assert 0.8 <= p.contrast <= 1.2 and p.lattice_spacing_nm in synth._LATTICE_SPACINGS_NM
+        if p.shape in ("cube", "plate"):  # lying on a face, tilted by at most 15°
+            assert r[2, 2] >= math.cos(math.radians(15)) - 1e-12
+        elif p.shape in ("sphere", "ellipsoid", "rod"):  # flat on the support
+            np.testing.assert_allclose(r[2], [0.0, 0.0, 1.0], atol=1e-12)
+    # 3-D orientations of octahedra are uniform: the beam axis in body coordinates is
+    # uniform on the sphere, so its z component is uniform on [-1, 1]
+    many = synth.make_particles(
+        rng, [0.0] * 3000, [0.0] * 3000, [4.0] * 3000, ["octahedron"] * 3000
+    )
+    zz = np.array([np.asarray(p.rotation).reshape(3, 3)[2, 2] for p in many])
+    assert abs(float(zz.mean())) < 0.05 and float(zz.var()) == pytest.approx(1 / 3, rel=0.1)
+    assert synth.make_particles(rng, [], [], [], []) == []
+    with pytest.raises(ValueError, match="same length"):
+        synth.make_particles(rng, [0.0], [0.0, 1.0], [1.0], ["sphere"])
+    with pytest.raises(ValueError, match="shape"):
+        synth.make_particles(rng, [0.0], [0.0], [1.0], ["blob"])
 
 
 def test_requested_size_distribution_is_met() -> None:

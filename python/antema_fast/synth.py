@@ -52,7 +52,6 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
-from itertools import permutations
 from pathlib import Path
 from typing import Literal
 
@@ -294,33 +293,39 @@ class SynthImage:
 # --------------------------------------------------------------------------------------------
 
 
-def _random_rotation(rng: np.random.Generator) -> np.ndarray:
-    """Uniform random rotation: the matrix of a uniform random unit quaternion (Gaussian
-    4-vector, normalised)."""
-    q = rng.standard_normal(4)
-    w, x, y, z = q / math.sqrt(float(q @ q))
-    return np.array(
+def _quaternion_rotations(q: np.ndarray) -> np.ndarray:
+    """Rotation matrices (n, 3, 3) of the quaternions (n, 4) (w, x, y, z; normalised here).
+    Gaussian 4-vectors give uniformly random rotations."""
+    q = q / np.sqrt(np.sum(q * q, axis=1, keepdims=True))
+    w, x, y, z = q.T
+    return np.stack(
         [
-            [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-            [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-            [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
-        ]
+            np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)], -1),
+            np.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)], -1),
+            np.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1),
+        ],
+        axis=1,
     )
 
 
-def _rot_z(angle: float) -> np.ndarray:
-    c, s = math.cos(angle), math.sin(angle)
-    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+def _z_rotations(angle: np.ndarray) -> np.ndarray:
+    """In-plane rotations (n, 3, 3) by ``angle`` (radians) about the beam axis."""
+    c, s = np.cos(angle), np.sin(angle)
+    out = np.zeros((angle.size, 3, 3))
+    out[:, 0, 0], out[:, 0, 1], out[:, 1, 0], out[:, 1, 1], out[:, 2, 2] = c, -s, s, c, 1.0
+    return out
 
 
-def _rot_tilt(rng: np.random.Generator, max_tilt_rad: float) -> np.ndarray:
-    """Random in-plane rotation composed with a small random tilt."""
-    ax = rng.uniform(0, 2 * math.pi)
-    tilt = rng.uniform(0, max_tilt_rad)
-    axis = np.array([math.cos(ax), math.sin(ax), 0.0])
-    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
-    tilt_m = np.eye(3) + math.sin(tilt) * k + (1 - math.cos(tilt)) * (k @ k)
-    return tilt_m @ _rot_z(rng.uniform(0, 2 * math.pi))
+def _tilted_rotations(axis_angle: np.ndarray, tilt: np.ndarray, spin: np.ndarray) -> np.ndarray:
+    """In-plane rotation by ``spin`` followed by a tilt by ``tilt`` about the in-plane axis at
+    ``axis_angle`` (Rodrigues' formula); all (n,) radians."""
+    ax, ay = np.cos(axis_angle), np.sin(axis_angle)
+    k = np.zeros((axis_angle.size, 3, 3))  # cross-product matrix of the axis (ax, ay, 0)
+    k[:, 0, 2], k[:, 1, 2], k[:, 2, 0], k[:, 2, 1] = ay, -ax, -ay, ax
+    tilt_m = (
+        np.eye(3) + np.sin(tilt)[:, None, None] * k + (1 - np.cos(tilt))[:, None, None] * (k @ k)
+    )
+    return tilt_m @ _z_rotations(spin)
 
 
 @lru_cache(maxsize=256)
@@ -422,62 +427,124 @@ def _extent(p: Particle) -> float:
     return 0.5 * p.scale_nm + 1e-9  # (truncated) octahedron: vertices at 0.5
 
 
-@lru_cache(maxsize=16)
-def _polyhedron_vertices(shape: str, aspect: float) -> np.ndarray:
-    """Vertices (V, 3) of the polyhedron of :func:`_halfspaces` (read-only, cached).
+def _face_areas(shape: str, aspect: float) -> np.ndarray:
+    """Areas of the faces of :func:`_halfspaces` (same order), unit size parameter.
 
-    cube: (±½, ±½, ±½); octahedron: permutations of (±½, 0, 0); truncated octahedron
-    (|x| + |y| + |z| ≤ ½ cut by |x|, |y|, |z| ≤ t with ¼ ≤ t < ½): permutations of
-    (±t, ±(½ − t), 0); plate: the triangle's corners (circumradius 1/√3, opposite the side
-    normals at 90°, 210°, 330°) at z = ±1/(2·aspect).
+    cube: 1 each; octahedron (vertices at ½ on the axes): equilateral triangles of side √½,
+    √3/8 each; truncated octahedron (cut at |x|, |y|, |z| ≤ t, ¼ ≤ t ≤ ½): hexagons
+    √3/8 · (1 − 3 (1 − 2t)²) (the triangle less three corner triangles scaled by 1 − 2t) and
+    squares of half-diagonal ½ − t, 2 (½ − t)²; plate: three side rectangles 1 × 1/aspect, top
+    and bottom triangles √3/4.
     """
     if shape == "cube":
-        v = np.array([[x, y, z] for x in (-0.5, 0.5) for y in (-0.5, 0.5) for z in (-0.5, 0.5)])
-    elif shape == "octahedron":
-        v = np.vstack([np.eye(3) * 0.5, -np.eye(3) * 0.5])
-    elif shape == "truncated_octahedron":
+        return np.ones(6)
+    if shape == "octahedron":
+        return np.full(8, math.sqrt(3.0) / 8.0)
+    if shape == "truncated_octahedron":
         t = float(_halfspaces(shape, aspect)[1][-1])
-        if t >= 0.5:  # no truncation
-            return _polyhedron_vertices("octahedron", 1.0)
-        if t < 0.25:
-            raise ValueError(f"truncation {t} outside the supported range [0.25, 0.5)")
-        signed = [(a, b) for a in (-t, t) for b in (t - 0.5, 0.5 - t)]
-        v = np.array(sorted({p for a, b in signed for p in permutations((a, b, 0.0))}))
-    elif shape == "plate":
-        ang = np.radians([270.0, 30.0, 150.0])
-        rc = 1.0 / math.sqrt(3.0)
-        tz = 0.5 / aspect
-        v = np.array([[rc * math.cos(a), rc * math.sin(a), z] for z in (-tz, tz) for a in ang])
-    else:
-        raise ValueError(f"not a polyhedron: {shape!r}")
-    v.setflags(write=False)
-    return v
-
-
-def _polygon_area(pts: np.ndarray) -> float:
-    """Area of the convex hull of 2-D points."""
-    import cv2
-
-    hull = cv2.convexHull(np.ascontiguousarray(pts, dtype=np.float32))
-    return float(cv2.contourArea(hull))
-
-
-def projected_area_unit(p: Particle) -> float:
-    """Projected area of ``p`` at ``scale_nm = 1``, nm², exactly: π/4 for spheres and
-    ellipsoids (semi-axes with a·b = 1/4), πr² + 4rh for rods (spherocylinders), and the area of
-    the hull of the rotated vertices, projected on the image plane, for the polyhedra."""
-    return _area_unit(p.shape, p.aspect, np.asarray(p.rotation, dtype=np.float64).reshape(3, 3))
+        if not 0.25 <= t <= 0.5:
+            raise ValueError(f"truncation {t} outside the supported range [0.25, 0.5]")
+        hexagon = math.sqrt(3.0) / 8.0 * (1.0 - 3.0 * (1.0 - 2.0 * t) ** 2)
+        return np.concatenate([np.full(8, hexagon), np.full(6, 2.0 * (0.5 - t) ** 2)])
+    if shape == "plate":
+        return np.array([1.0 / aspect] * 3 + [math.sqrt(3.0) / 4.0] * 2)
+    raise ValueError(f"not a polyhedron: {shape!r}")
 
 
 def _area_unit(shape: str, aspect: float, rot: np.ndarray) -> float:
+    """Projected area at unit size of a solid turned by ``rot`` (3 × 3): π/4 for spheres and
+    ellipsoids (semi-axes with a·b = 1/4), πr² + 4rh for rods (spherocylinders); for a convex
+    polyhedron the shadow along the beam, ½ Σ_f A_f |n_f'·z| (each face projects onto the
+    shadow twice, from the front and from the back)."""
     if shape in ("sphere", "ellipsoid"):
         return math.pi / 4.0
     if shape == "rod":
         r = 0.5 / math.sqrt(aspect)
         h = max(0.5 * math.sqrt(aspect) - r, 0.0)
         return math.pi * r * r + 4.0 * r * h
-    v = _polyhedron_vertices(shape, aspect) @ rot.T  # v' = R v (normals turn alike)
-    return _polygon_area(v[:, :2])
+    normals, _ = _halfspaces(shape, aspect)
+    nz = normals @ rot[2]  # z components of the rotated normals R n
+    return 0.5 * float(np.abs(nz) @ _face_areas(shape, aspect))
+
+
+def projected_area_unit(p: Particle) -> float:
+    """Projected area of ``p`` at ``scale_nm = 1``, nm², exactly (see :func:`_area_unit`)."""
+    return _area_unit(p.shape, p.aspect, np.asarray(p.rotation, dtype=np.float64).reshape(3, 3))
+
+
+# Uniform ranges of the aspect drawn per shape (ellipsoid / rod elongation, plate
+# width / thickness, truncated octahedron's truncation parameter); absent: 1.
+_ASPECT_RANGE = {
+    "ellipsoid": (1.1, 1.8),
+    "truncated_octahedron": (1.0, 2.0),
+    "rod": (2.0, 5.0),
+    "plate": (2.0, 4.0),
+}
+
+
+def make_particles(
+    rng: np.random.Generator,
+    y_nm: Sequence[float] | np.ndarray,
+    x_nm: Sequence[float] | np.ndarray,
+    diameter_nm: Sequence[float] | np.ndarray,
+    shapes: Sequence[str],
+    *,
+    first_identity: int = 0,
+    aspect: float | None = None,
+) -> list[Particle]:
+    """Particles whose projections have the given equivalent diameters (see
+    :func:`make_particle`), drawn together: one block of random numbers for all of them.
+
+    ``first_identity`` > 0 numbers them consecutively from it (0: all 0).
+    """
+    n = len(shapes)
+    if not len(y_nm) == len(x_nm) == len(diameter_nm) == n:
+        raise ValueError("y_nm, x_nm, diameter_nm and shapes must have the same length")
+    for sh in shapes:
+        if sh not in SHAPES:
+            raise ValueError(f"shape: expected one of {SHAPES}, got {sh!r}")
+    if n == 0:
+        return []
+    u = rng.random((n, 8))  # aspect, tilt axis, tilt, spin, lattice ×3, contrast
+    q = rng.standard_normal((n, 4))
+    shape_arr = np.asarray(shapes)
+    tilted = np.isin(shape_arr, ("cube", "plate"))
+    free3d = np.isin(shape_arr, ("octahedron", "truncated_octahedron"))
+    rots = _z_rotations(2.0 * math.pi * u[:, 3])  # rods, ellipsoids, spheres: flat, spun
+    if tilted.any():
+        rots[tilted] = _tilted_rotations(
+            2.0 * math.pi * u[tilted, 1],
+            math.radians(15) * u[tilted, 2],
+            2.0 * math.pi * u[tilted, 3],
+        )
+    if free3d.any():
+        rots[free3d] = _quaternion_rotations(q[free3d])
+    n_sp = len(_LATTICE_SPACINGS_NM)
+    out = []
+    for i, sh in enumerate(shapes):
+        if aspect is not None:
+            asp = float(aspect)
+        else:
+            lo, hi = _ASPECT_RANGE.get(sh, (1.0, 1.0))
+            asp = lo + (hi - lo) * float(u[i, 0])
+        d = float(diameter_nm[i])
+        scale = d if sh == "sphere" else d * math.sqrt(math.pi / 4.0 / _area_unit(sh, asp, rots[i]))
+        out.append(
+            Particle(
+                y_nm=float(y_nm[i]),
+                x_nm=float(x_nm[i]),
+                scale_nm=scale,
+                shape=sh,
+                rotation=tuple(rots[i].ravel().tolist()),
+                aspect=asp,
+                identity=first_identity + i if first_identity > 0 else 0,
+                lattice_spacing_nm=_LATTICE_SPACINGS_NM[min(int(u[i, 4] * n_sp), n_sp - 1)],
+                lattice_angle_rad=math.pi * float(u[i, 5]),
+                lattice_phase=2.0 * math.pi * float(u[i, 6]),
+                contrast=0.8 + 0.4 * float(u[i, 7]),
+            )
+        )
+    return out
 
 
 def make_particle(
@@ -496,43 +563,8 @@ def make_particle(
     octahedra at random 3-D orientation, cubes and plates lying on a face with a small tilt,
     rods and ellipsoids lying flat with random in-plane direction.
     """
-    if shape not in SHAPES:
-        raise ValueError(f"shape: expected one of {SHAPES}, got {shape!r}")
-    if aspect is None:
-        aspect = {
-            "sphere": 1.0,
-            "ellipsoid": float(rng.uniform(1.1, 1.8)),
-            "cube": 1.0,
-            "octahedron": 1.0,
-            "truncated_octahedron": float(rng.uniform(1.0, 2.0)),
-            "rod": float(rng.uniform(2.0, 5.0)),
-            "plate": float(rng.uniform(2.0, 4.0)),
-        }[shape]
-    if shape in ("cube", "plate"):
-        rot = _rot_tilt(rng, math.radians(15))
-    elif shape in ("octahedron", "truncated_octahedron"):
-        rot = _random_rotation(rng)
-    else:
-        rot = _rot_z(float(rng.uniform(0, 2 * math.pi)))
-    if shape == "sphere":
-        scale = diameter_nm
-    else:
-        scale = diameter_nm * math.sqrt(math.pi / 4.0 / _area_unit(shape, aspect, rot))
-    u = rng.random(4)  # lattice spacing, fringe angle, fringe phase, contrast
-    n_sp = len(_LATTICE_SPACINGS_NM)
-    return Particle(
-        y_nm=y_nm,
-        x_nm=x_nm,
-        scale_nm=scale,
-        shape=shape,
-        rotation=tuple(rot.ravel().tolist()),
-        aspect=aspect,
-        identity=identity,
-        lattice_spacing_nm=_LATTICE_SPACINGS_NM[min(int(u[0] * n_sp), n_sp - 1)],
-        lattice_angle_rad=math.pi * float(u[1]),
-        lattice_phase=2.0 * math.pi * float(u[2]),
-        contrast=0.8 + 0.4 * float(u[3]),
-    )
+    p = make_particles(rng, [y_nm], [x_nm], [diameter_nm], [shape], aspect=aspect)[0]
+    return p if identity == 0 else replace(p, identity=identity)
 
 
 # --------------------------------------------------------------------------------------------
@@ -941,10 +973,14 @@ def place_particles(
         2.0 * s,
         int(rng.integers(0, 2**63)),
     )
-    return [
-        make_particle(rng, y, x, float(diam[m]), population.shapes[int(shapes[m])], identity=k + 1)
-        for k, (m, y, x) in enumerate(zip(member.tolist(), ys.tolist(), xs.tolist(), strict=True))
-    ]
+    return make_particles(
+        rng,
+        ys,
+        xs,
+        diam[member],
+        [population.shapes[int(k)] for k in shapes[member]],
+        first_identity=1,
+    )
 
 
 def draw_imaging(regime: str, rng: np.random.Generator, median_diameter_nm: float = 5.0) -> Imaging:
