@@ -477,5 +477,11 @@ def test_placement_fills_crowded_fields_and_checks_its_input() -> None:
         _core.synth_place(diam, np.ones(3, np.int32), 20.0, 20.0, 0.1, 1)
     with pytest.raises(ValueError, match="positive"):
         _core.synth_place(np.array([1.0, -1.0]), np.ones(2, np.int32), 20.0, 20.0, 0.1, 1)
-    with pytest.raises(ValueError, match="field size"):
-        _core.synth_place(diam, groups, 0.0, 20.0, 0.1, 1)
+    for h, w, margin in (
+        (0.0, 20.0, 0.1),
+        (math.inf, 20.0, 0.1),
+        (20.0, math.nan, 0.1),
+        (20.0, 20.0, -1.0),
+    ):
+        with pytest.raises(ValueError, match="field size"):
+            _core.synth_place(diam, groups, h, w, margin, 1)

@@ -113,8 +113,10 @@ inline Placement place(const double* diam, std::int64_t n, const std::int32_t* g
         throw std::invalid_argument("synth_place: group sizes sum to " + std::to_string(total) +
                                     ", expected " + std::to_string(n));
     }
-    if (!(h_nm > 0.0) || !(w_nm > 0.0) || !(margin_nm >= 0.0)) {
-        throw std::invalid_argument("synth_place: field size must be > 0 and margin >= 0");
+    if (!(h_nm > 0.0) || !(w_nm > 0.0) || !(margin_nm >= 0.0) || !std::isfinite(h_nm) ||
+        !std::isfinite(w_nm) || !std::isfinite(margin_nm)) {
+        throw std::invalid_argument(
+            "synth_place: field size must be finite and > 0, margin finite and >= 0");
     }
     // Cells at least as wide as the largest exclusion distance. Centres outside the grid's
     // box are clamped into its border cells; clamping is monotone and moves indices by whole
