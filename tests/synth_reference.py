@@ -123,11 +123,16 @@ def placement_violations(
     ys: np.ndarray,
     xs: np.ndarray,
     margin: float,
+    kinds: Sequence[int] | None = None,
 ) -> list[str]:
     """Every broken rule of ``_core.synth_place`` (see cpp/include/antema/synth_place.hpp):
-    particles of different groups at least 1.05 (r_a + r_b) + margin apart; members of a group
-    at least 0.5 (r_a + r_b) apart, and each after the first within 0.55–0.95 (r_p + r) of an
-    earlier member; groups placed whole, their members consecutive."""
+    particles of different groups at least 1.05 (r_a + r_b) + margin apart; members of a
+    cluster (kind 0) at least 0.5 (r_a + r_b) apart, each after the first at 0.55–0.95
+    (r_p + r) from an earlier member, the cluster placed whole; members of an aggregate (kind 1)
+    at least 0.75 (r_a + r_b) apart, each after the first at 0.80–0.98 (r_p + r) from an
+    earlier member, any subset of the aggregate starting with its first member; a group's
+    members consecutive and in order."""
+    kinds = [0] * len(groups) if kinds is None else list(kinds)
     starts = np.concatenate([[0], np.cumsum(groups)])
     group_of = np.searchsorted(starts, np.arange(len(diam)), side="right") - 1
     r = diam[member] / 2.0
@@ -135,23 +140,30 @@ def placement_violations(
     bad: list[str] = []
     for gi in np.unique(g):
         idx = np.flatnonzero(g == gi)
+        got = member[idx].tolist()
         want = list(range(starts[gi], starts[gi + 1]))
-        if member[idx].tolist() != want:
-            bad.append(f"group {gi}: members {member[idx].tolist()}, expected {want}")
+        if np.any(np.diff(idx) != 1):
+            bad.append(f"group {gi}: members not consecutive in the output")
+        if kinds[gi] == 0 and got != want:
+            bad.append(f"cluster {gi}: members {got}, expected {want}")
+        if kinds[gi] == 1 and (got[0] != want[0] or got != sorted(set(got) & set(want))):
+            bad.append(f"aggregate {gi}: members {got} not an ordered subset starting at {want[0]}")
     n = len(member)
     for i in range(n):
+        agg = kinds[g[i]] == 1
+        sep, lo, hi = (0.75, 0.80, 0.98) if agg else (0.5, 0.55, 0.95)
         for j in range(i):
             d = math.hypot(ys[i] - ys[j], xs[i] - xs[j])
             if g[i] != g[j]:
                 if d < 1.05 * (r[i] + r[j]) + margin - 1e-9:
                     bad.append(f"particles {i}, {j} (different groups) {d:.3f} apart")
-            elif d < 0.5 * (r[i] + r[j]) - 1e-9:
+            elif d < sep * (r[i] + r[j]) - 1e-9:
                 bad.append(f"particles {i}, {j} (same group) {d:.3f} apart")
         earlier = [j for j in range(i) if g[j] == g[i]]
         if earlier and not any(
-            0.55 * (r[i] + r[j]) - 1e-9
+            lo * (r[i] + r[j]) - 1e-9
             <= math.hypot(ys[i] - ys[j], xs[i] - xs[j])
-            <= 0.95 * (r[i] + r[j]) + 1e-9
+            <= hi * (r[i] + r[j]) + 1e-9
             for j in earlier
         ):
             bad.append(f"particle {i} not attached to an earlier member of its group")

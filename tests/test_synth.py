@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -462,6 +463,60 @@ def test_placement_keeps_its_rules(seed: int) -> None:
         np.testing.assert_array_equal(a, b)
     r = diam[member] / 2
     assert np.all(ys >= -0.3 * r - 3 * diam.max()) and np.all(ys <= h_nm + 0.3 * r + 3 * diam.max())
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_aggregate_placement_keeps_its_rules(seed: int) -> None:
+    from antema_fast import _core
+
+    rng = np.random.default_rng(40 + seed)
+    groups = np.array([30, 12, 2, 3, 1, 1, 1, 25, 2, 1], np.int32)
+    kinds = np.array([1, 1, 0, 0, 0, 0, 0, 1, 0, 0], np.int32)
+    diam = rng.lognormal(math.log(3.0), 0.2, int(groups.sum()))
+    member, ys, xs = _core.synth_place(diam, groups, 80.0, 80.0, 0.4, 7 + seed, kinds)
+    assert synth_reference.placement_violations(diam, groups, member, ys, xs, 0.4, kinds) == []
+    # aggregates are compact: most of their members touch (within 0.98 (r_a + r_b)) at least
+    # two others
+    starts = np.concatenate([[0], np.cumsum(groups)])
+    for gi in np.flatnonzero(kinds == 1):
+        sel = (member >= starts[gi]) & (member < starts[gi + 1])
+        assert sel.sum() >= 0.8 * groups[gi]  # nearly all members found a place
+        r = diam[member[sel]] / 2
+        d = np.hypot(ys[sel][:, None] - ys[sel][None], xs[sel][:, None] - xs[sel][None])
+        touching = (d <= 0.98 * (r[:, None] + r[None]) + 1e-9).sum(axis=1) - 1
+        assert np.mean(touching >= 2) > 0.5
+    with pytest.raises(ValueError, match="kind"):
+        _core.synth_place(diam, groups, 80.0, 80.0, 0.4, 1, np.full(len(groups), 2, np.int32))
+    with pytest.raises(ValueError, match="one per group"):
+        _core.synth_place(diam, groups, 80.0, 80.0, 0.4, 1, np.zeros(3, np.int32))
+
+
+def test_aggregated_population_renders_touching_particles() -> None:
+    pop = Population(
+        median_diameter_nm=3.0,
+        sigma_log=0.1,
+        coverage=0.4,
+        overlap_fraction=0.0,
+        aggregate_fraction=1.0,
+        aggregate_size=(10, 30),
+    )
+    s = generate(3, (256, 256), "tem", pixel_size_nm=0.3, population=pop)
+    assert len(s.instances) > 50
+    assert s.touching_fraction > 0.8
+    import cv2
+
+    n_comp = cv2.connectedComponents(s.semantic.astype(np.uint8), connectivity=8)[0] - 1
+    assert n_comp < len(s.instances) / 4  # particles merge into a few large agglomerates
+    none = replace(pop, aggregate_fraction=0.0)
+    s0 = generate(3, (256, 256), "tem", pixel_size_nm=0.3, population=none)
+    assert s0.touching_fraction < 0.1
+    for bad in (
+        {"aggregate_fraction": 1.5},
+        {"aggregate_size": (1, 5)},
+        {"aggregate_size": (9, 5)},
+    ):
+        with pytest.raises(ValueError, match="aggregate"):
+            replace(pop, **bad)
 
 
 def test_placement_fills_crowded_fields_and_checks_its_input() -> None:

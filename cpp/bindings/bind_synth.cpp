@@ -116,18 +116,23 @@ py::dict rasterize_py(const Arr<double>& params, double pixel_size_nm, Arr<float
 }
 
 py::tuple place_py(const Arr<double>& diam, const Arr<std::int32_t>& groups, double h_nm,
-                   double w_nm, double margin_nm, std::uint64_t seed) {
+                   double w_nm, double margin_nm, std::uint64_t seed,
+                   const std::optional<Arr<std::int32_t>>& kinds) {
     if (diam.ndim() != 1 || groups.ndim() != 1) {
         throw py::value_error("synth_place: diam and groups must be 1-D arrays");
     }
+    if (kinds && (kinds->ndim() != 1 || kinds->size() != groups.size())) {
+        throw py::value_error("synth_place: kinds must be a 1-D array, one per group");
+    }
     const double* d = diam.data();
     const std::int32_t* g = groups.data();
+    const std::int32_t* k = kinds ? kinds->data() : nullptr;
     const auto n = static_cast<std::int64_t>(diam.size());
     const auto ng = static_cast<std::int64_t>(groups.size());
     antema::synth::Placement r;
     {
         py::gil_scoped_release release;
-        r = antema::synth::place(d, n, g, ng, h_nm, w_nm, margin_nm, seed);
+        r = antema::synth::place(d, n, g, ng, h_nm, w_nm, margin_nm, seed, k);
     }
     return py::make_tuple(to_numpy(std::move(r.member)), to_numpy(std::move(r.y)),
                           to_numpy(std::move(r.x)));
@@ -190,8 +195,9 @@ void register_synth(py::module_& m) {
           "kept particles' input index, tight bbox, area and packed masks.");
     m.def("synth_place", &place_py, py::arg("diam").noconvert(), py::arg("groups").noconvert(),
           py::arg("h_nm"), py::arg("w_nm"), py::arg("margin_nm"), py::arg("seed"),
-          "Place groups of particles (isolated or touching clusters) by seeded rejection "
-          "sampling; returns (member index, y, x) in placement order.");
+          py::arg("kinds") = py::none(),
+          "Place groups of particles (isolated, touching clusters, kind 1: compact aggregates) "
+          "by seeded rejection sampling; returns (member index, y, x) in placement order.");
     m.def("synth_form", &form_py, py::arg("thick").noconvert(),
           py::arg("contrast_w").noconvert(), py::arg("lattice").noconvert(),
           py::arg("tex").noconvert(), py::arg("haadf"), py::arg("mu"), py::arg("gamma"),

@@ -139,4 +139,5 @@ def synth_place(
     w_nm: float,
     margin_nm: float,
     seed: int,
+    kinds: I32 | None = None,
 ) -> tuple[I32, F64, F64]: ...

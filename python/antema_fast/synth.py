@@ -890,6 +890,12 @@ class Population:
         Diameters are redrawn until at least this many pixels (a particle must be visible).
     max_particles : int
         Hard cap on the count.
+    aggregate_fraction : float
+        Fraction of the particles placed in compact aggregates (neighbours touching, slightly
+        overlapping: agglomerates, close-packed monolayers); ``overlap_fraction`` applies to
+        the others.
+    aggregate_size : (int, int)
+        Smallest and largest number of particles per aggregate (inclusive, ≥ 2).
     """
 
     median_diameter_nm: float = 5.0
@@ -900,8 +906,17 @@ class Population:
     shape_weights: tuple[float, ...] | None = None
     min_diameter_px: float = 3.0
     max_particles: int = 400
+    aggregate_fraction: float = 0.0
+    aggregate_size: tuple[int, int] = (4, 40)
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.aggregate_fraction <= 1.0:
+            raise ValueError(
+                f"aggregate_fraction: expected in [0, 1], got {self.aggregate_fraction!r}"
+            )
+        lo, hi = self.aggregate_size
+        if not 2 <= lo <= hi:
+            raise ValueError(f"aggregate_size: expected 2 ≤ min ≤ max, got {self.aggregate_size!r}")
         if not self.median_diameter_nm > 0:
             raise ValueError(f"median_diameter_nm: expected > 0, got {self.median_diameter_nm!r}")
         if not 0.0 <= self.overlap_fraction <= 1.0:
@@ -919,12 +934,16 @@ def place_particles(
     pixel_size_nm: float,
     rng: np.random.Generator,
 ) -> list[Particle]:
-    """Draw and place a population: isolated particles plus clusters of 2–3 touching ones.
+    """Draw and place a population: isolated particles, clusters of 2–3 touching ones and
+    (``aggregate_fraction`` > 0) compact aggregates.
 
     Isolated particles keep a gap of at least 2 px (plus 5 % of the radii) to every other
     particle; cluster members sit at 55–95 % of the sum of their equivalent radii from a
-    previous member, so they overlap or touch. Placement uses rejection sampling; particles that
-    cannot be placed after a few hundred tries are dropped (very crowded fields).
+    previous member, so they overlap or touch; aggregate members at 80–98 % of it, and at least
+    75 % of it from every other member (touching neighbours, as in agglomerates and
+    close-packed layers). Placement uses rejection sampling; particles that cannot be placed
+    after a few hundred tries are dropped (very crowded fields), aggregates keep the members
+    that found a place.
     """
     h, w = shape
     s = pixel_size_nm
@@ -951,8 +970,19 @@ def place_particles(
         weights = wts / wts.sum()
     shapes = rng.choice(len(population.shapes), size=n, p=weights)
 
-    # split into clusters
-    n_touch = int(round(population.overlap_fraction * n))
+    # compact aggregates first (they take the first diameters and are placed first, while
+    # there is room), then clusters of 2–3 and isolated particles
+    aggregates: list[int] = []
+    left = int(round(population.aggregate_fraction * n))
+    a_lo, a_hi = population.aggregate_size
+    while left >= a_lo:
+        g = min(int(rng.integers(a_lo, a_hi + 1)), left)
+        if left - g < a_lo:
+            g = left
+        aggregates.append(g)
+        left -= g
+    n_rest = n - sum(aggregates)
+    n_touch = int(round(population.overlap_fraction * n_rest))
     groups: list[int] = []
     left = n_touch
     while left >= 2:
@@ -961,17 +991,20 @@ def place_particles(
             g = left if left <= 3 else 2
         groups.append(g)
         left -= g
-    groups += [1] * (n - sum(groups))
+    groups += [1] * (n_rest - sum(groups))
     order = rng.permutation(len(groups))
     # Rejection sampling in the core (rules: cpp/include/antema/synth_place.hpp); the groups
-    # are tried in `order`, their members being consecutive diameters.
+    # are tried in this order, their members being consecutive diameters.
+    sizes = aggregates + [groups[g] for g in order]
+    kinds = [1] * len(aggregates) + [0] * len(groups)
     member, ys, xs = _core.synth_place(
         diam,
-        np.asarray([groups[g] for g in order], dtype=np.int32),
+        np.asarray(sizes, dtype=np.int32),
         h * s,
         w * s,
         2.0 * s,
         int(rng.integers(0, 2**63)),
+        np.asarray(kinds, dtype=np.int32),
     )
     return make_particles(
         rng,
@@ -1122,13 +1155,17 @@ def generate(
         else:
             shapes = SHAPES
             wts = (0.4, 0.15, 0.1, 0.08, 0.12, 0.08, 0.07)
+        # three fields in ten hold compact aggregates (agglomerates, close-packed layers)
+        aggregated = rng.random() < 0.3
         population = Population(
             median_diameter_nm=dmed,
             sigma_log=float(rng.uniform(0.05, 0.4)),
-            coverage=float(rng.uniform(0.05, 0.35)),
+            coverage=float(rng.uniform(0.15, 0.5) if aggregated else rng.uniform(0.05, 0.35)),
             overlap_fraction=float(rng.uniform(0.0, 0.5)),
             shapes=shapes,
             shape_weights=wts,
+            aggregate_fraction=float(rng.uniform(0.4, 1.0)) if aggregated else 0.0,
+            aggregate_size=(4, int(rng.integers(10, 81))) if aggregated else (4, 40),
         )
     if imaging is None:
         imaging = draw_imaging(regime, rng, population.median_diameter_nm)
@@ -1139,6 +1176,7 @@ def generate(
         "sigma_log": population.sigma_log,
         "overlap_fraction": population.overlap_fraction,
         "coverage": population.coverage,
+        "aggregate_fraction": population.aggregate_fraction,
     }
     return out
 

@@ -1,14 +1,20 @@
 // Particle placement of the synthetic micrograph generator (antema_fast.synth.place_particles):
-// rejection sampling of isolated particles and clusters of 2-3 touching / overlapping ones,
-// with a uniform grid of the placed centres so a candidate meets only its 3 x 3 cells.
+// rejection sampling of isolated particles, clusters of 2-3 touching / overlapping ones and
+// large compact aggregates, with a uniform grid of the placed centres so a candidate meets only
+// its 3 x 3 cells.
 //
 // Rules (all lengths in nm):
-//   - isolated particles keep a distance of at least 1.05 (r_a + r_b) + margin between centres;
+//   - particles of different groups keep a distance of at least 1.05 (r_a + r_b) + margin
+//     between centres;
 //   - a group's first member is drawn uniformly in [-0.3 r, H + 0.3 r] x [-0.3 r, W + 0.3 r];
-//     each further member sits at 0.55-0.95 (r_prev + r) from a random earlier member, in a
+//     each further member sits at a distance f (r_prev + r) from a random earlier member, in a
 //     random direction, must be free of every particle outside its group and no closer than
-//     0.5 (r_a + r_b) to any member of its group; up to `member_tries` draws per member;
-//   - a group is tried up to `group_tries` times and dropped if it cannot be placed.
+//     m (r_a + r_b) to any member of its group; up to `member_tries` draws per member;
+//   - clusters (kind 0): f in 0.55-0.95, m = 0.5; the group is placed whole or tried again, up
+//     to `group_tries` times, then dropped;
+//   - aggregates (kind 1): f in 0.80-0.98, m = 0.75 (touching neighbours with slight overlap,
+//     no member deep inside another), twice the member draws; a member that finds no place is
+//     left out and the aggregate keeps the others.
 #pragma once
 
 #include <algorithm>
@@ -93,9 +99,11 @@ private:
 
 // diam: n diameters (nm); groups: sizes of the groups in the order they are tried (their
 // members are consecutive diameters, the first group starting at 0); field h_nm x w_nm.
+// kinds: per group, 0 = cluster, 1 = aggregate (nullptr: all clusters).
 inline Placement place(const double* diam, std::int64_t n, const std::int32_t* groups,
                        std::int64_t n_groups, double h_nm, double w_nm, double margin_nm,
-                       std::uint64_t seed, int group_tries = 300, int member_tries = 30) {
+                       std::uint64_t seed, const std::int32_t* kinds = nullptr,
+                       int group_tries = 300, int member_tries = 30) {
     double dmax = 0.0;
     for (std::int64_t i = 0; i < n; ++i) {
         if (!(diam[i] > 0.0) || !std::isfinite(diam[i])) {
@@ -107,6 +115,9 @@ inline Placement place(const double* diam, std::int64_t n, const std::int32_t* g
     std::int64_t total = 0;
     for (std::int64_t g = 0; g < n_groups; ++g) {
         if (groups[g] < 1) throw std::invalid_argument("synth_place: a group size is < 1");
+        if (kinds && kinds[g] != 0 && kinds[g] != 1) {
+            throw std::invalid_argument("synth_place: a group kind is not 0 or 1");
+        }
         total += groups[g];
     }
     if (total != n) {
@@ -136,32 +147,39 @@ inline Placement place(const double* diam, std::int64_t n, const std::int32_t* g
     std::vector<Cand> cand;
     constexpr double kTwoPi = 6.283185307179586;
     std::int64_t first = 0;
+    std::vector<std::int32_t> placed_members;
     for (std::int64_t g = 0; g < n_groups; ++g) {
         const std::int32_t size = groups[g];
+        const bool aggregate = kinds && kinds[g] == 1;
+        const double f_lo = aggregate ? 0.80 : 0.55, f_span = aggregate ? 0.18 : 0.40;
+        const double min_sep = aggregate ? 0.75 : 0.5;
+        const int tries = aggregate ? 2 * member_tries : member_tries;
         for (int t = 0; t < group_tries; ++t) {
             cand.clear();
+            placed_members.clear();
             const double r = 0.5 * diam[first];
             const double y = -0.3 * r + rng.uniform() * (h_nm + 0.6 * r);
             const double x = -0.3 * r + rng.uniform() * (w_nm + 0.6 * r);
             if (!grid.free(y, x, r, margin_nm)) continue;
             cand.push_back({y, x, r});
+            placed_members.push_back(static_cast<std::int32_t>(first));
             bool ok = true;
             for (std::int32_t m = 1; m < size && ok; ++m) {
                 const double rm = 0.5 * diam[first + m];
-                ok = false;
-                for (int u = 0; u < member_tries; ++u) {
+                bool found = false;
+                for (int u = 0; u < tries; ++u) {
                     const auto pick = static_cast<std::size_t>(
                         std::min<double>(rng.uniform() * static_cast<double>(cand.size()),
                                          static_cast<double>(cand.size() - 1)));
                     const Cand p = cand[pick];
-                    const double dist = (0.55 + 0.4 * rng.uniform()) * (p.r + rm);
+                    const double dist = (f_lo + f_span * rng.uniform()) * (p.r + rm);
                     const double ang = kTwoPi * rng.uniform();
                     const double yy = p.y + dist * std::sin(ang);
                     const double xx = p.x + dist * std::cos(ang);
                     if (!grid.free(yy, xx, rm, margin_nm)) continue;
                     bool apart = true;
                     for (const Cand& c : cand) {
-                        const double lim = 0.5 * (rm + c.r);
+                        const double lim = min_sep * (rm + c.r);
                         const double dy = yy - c.y, dx = xx - c.x;
                         if (dy * dy + dx * dx < lim * lim) {
                             apart = false;
@@ -170,17 +188,19 @@ inline Placement place(const double* diam, std::int64_t n, const std::int32_t* g
                     }
                     if (apart) {
                         cand.push_back({yy, xx, rm});
-                        ok = true;
+                        placed_members.push_back(static_cast<std::int32_t>(first + m));
+                        found = true;
                         break;
                     }
                 }
+                ok = found || aggregate;
             }
             if (!ok) continue;
-            for (std::size_t m = 0; m < cand.size(); ++m) {
-                out.member.push_back(static_cast<std::int32_t>(first + static_cast<std::int64_t>(m)));
-                out.y.push_back(cand[m].y);
-                out.x.push_back(cand[m].x);
-                grid.add(cand[m].y, cand[m].x, cand[m].r);
+            for (std::size_t k = 0; k < cand.size(); ++k) {
+                out.member.push_back(placed_members[k]);
+                out.y.push_back(cand[k].y);
+                out.x.push_back(cand[k].x);
+                grid.add(cand[k].y, cand[k].x, cand[k].r);
             }
             break;
         }
