@@ -33,6 +33,10 @@ def test_min_area_is_area_of_disc(s_nm):
         dict(max_holes=-2),
         dict(threads=0),
         dict(circularity="x"),
+        dict(segment_scale=0),
+        dict(segment_scale=5.0),
+        dict(segment_scale=float("nan")),
+        dict(segment_scale="half"),
     ],
 )
 def test_bad_settings_are_refused(bad):

@@ -133,6 +133,13 @@ def _add_analyze_arguments(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="threads for the segmentation engine (default: engine decides)",
     )
+    g.add_argument(
+        "--segment-scale",
+        type=float,
+        metavar="X",
+        help="resize images by X before segmentation (mask back at full size); the model knows "
+        "particles about 3-85 px wide, so use e.g. 0.1 when they are 300-800 px (default: 1)",
+    )
     o = p.add_argument_group("output")
     o.add_argument(
         "--format",
@@ -219,6 +226,7 @@ def _analyze_settings(args: argparse.Namespace) -> object:
         "backend": "backend",
         "model": "model",
         "threads": "threads",
+        "segment_scale": "segment_scale",
     }
     changes = {
         field: getattr(args, arg)
@@ -736,6 +744,7 @@ def _add_stream(sub: argparse._SubParsersAction) -> Runner:  # type: ignore[type
     g.add_argument("--backend", choices=("auto", "onnxruntime", "tensorrt", "threshold"))
     g.add_argument("--model", metavar="NAME_OR_PATH")
     g.add_argument("--threads", type=int, metavar="N")
+    g.add_argument("--segment-scale", type=float, metavar="X", help="as for antema analyze")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     return _run_stream
 

@@ -175,6 +175,23 @@ def test_segmenter_runs_the_engine_through_pinned_buffers(fake_gpu, test_model: 
     assert {e[1][2:] for e in trt.log if e[0] == "execute"} == {(1024, 1024)}
 
 
+def test_segment_scale_shrinks_the_engine_profile_and_the_frames(
+    fake_gpu, test_model: Path
+) -> None:
+    trt, _ = fake_gpu
+    seg = Segmenter(
+        Settings(segment_scale=0.5),
+        backend="tensorrt",
+        model=test_model,
+        engine_sizes=[(1024, 1024)],
+    )
+    img, _ = discs((1024, 1024), 3)
+    out = seg.segment(img)
+    assert out.mask.shape == (1024, 1024) and out.extra["resampled_shape"] == (512, 512)
+    assert [e[1] for e in trt.log if e[0] == "execute"] == [(1, 1, 512, 512)]
+    assert seg.info()["segment_scale"] == 0.5
+
+
 def test_engine_is_reused_from_the_cache(fake_gpu, test_model: Path) -> None:
     trt, _ = fake_gpu
     first = Segmenter(backend="tensorrt", model=test_model)

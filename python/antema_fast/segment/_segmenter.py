@@ -103,7 +103,7 @@ class Segmenter:
     Parameters
     ----------
     settings : Settings or None
-        ``backend``, ``model``, ``threads`` and ``tile_size`` are read from it.
+        ``backend``, ``model``, ``threads``, ``tile_size`` and ``segment_scale`` are read from it.
     backend : {"auto", "onnxruntime", "tensorrt", "threshold"} or None
         Overrides ``settings.backend``. ``auto`` tries TensorRT (when it imports and a GPU is
         there), then ONNX Runtime with CUDA, then ONNX Runtime on the CPU, and logs each reason
@@ -207,8 +207,10 @@ class Segmenter:
         from ._tensorrt import TensorRTBackend, choose_profile, import_tensorrt
 
         import_tensorrt()
+        k = float(self.settings.segment_scale)  # frames reach the engine resized by this
+        sizes = tuple((max(1, round(h * k)), max(1, round(w * k))) for h, w in self.engine_sizes)
         profile = choose_profile(
-            self.engine_sizes, self.engine_batch, info.pad_multiple, self.settings.tile_size
+            sizes, self.engine_batch, info.pad_multiple, self.settings.tile_size
         )
         engine = TensorRTBackend(info, profile)
         self._min_hw = (profile.min[2], profile.min[3])
@@ -236,6 +238,7 @@ class Segmenter:
             "engine": None if self._engine is None else self._engine.info(),
             "threads": self.settings.threads,
             "tile_size": self.settings.tile_size,
+            "segment_scale": self.settings.segment_scale,
             "overlap": self.overlap,
         }
 
@@ -267,7 +270,8 @@ class Segmenter:
             The micrograph, any real dtype.
         pixel_size_nm : float or None
             nm per pixel. When given and the model states the pixel size it was trained at, the
-            image is resampled to it and the result back to (H, W).
+            image is resampled to it and the result back to (H, W). ``settings.segment_scale``
+            resizes on top of that.
         """
         return self.segment_batch([image], pixel_size_nm)[0]
 
@@ -327,11 +331,12 @@ class Segmenter:
         for i, (a, s) in enumerate(zip(arrays, sizes, strict=True)):
             t0 = time.perf_counter()
             x = a.astype(np.float32, copy=False)
+            scale = float(self.settings.segment_scale)
             if s is not None and info.pixel_size_nm is not None:
-                scale = float(s) / info.pixel_size_nm
-                if abs(scale - 1.0) > RESAMPLE_TOLERANCE:
-                    shape = (max(1, round(a.shape[0] * scale)), max(1, round(a.shape[1] * scale)))
-                    x = _resize(x, shape)
+                scale *= float(s) / info.pixel_size_nm
+            if abs(scale - 1.0) > RESAMPLE_TOLERANCE:
+                shape = (max(1, round(a.shape[0] * scale)), max(1, round(a.shape[1] * scale)))
+                x = _resize(x, shape)
             work_shapes.append((int(x.shape[0]), int(x.shape[1])))
             x = info.preprocessing.apply(x)
             x = pad_to_multiple(x, multiple)
