@@ -540,3 +540,33 @@ def test_placement_fills_crowded_fields_and_checks_its_input() -> None:
     ):
         with pytest.raises(ValueError, match="field size"):
             _core.synth_place(diam, groups, h, w, margin, 1)
+
+
+@pytest.mark.parametrize("grain_px", [1.5, 4.0, 12.0])
+def test_support_texture_is_band_limited_around_its_grain(grain_px: float) -> None:
+    h = w = 256
+    rng = np.random.default_rng(5)
+    power = np.zeros((h, w // 2 + 1))
+    for _ in range(8):
+        t = synth._band_noise_raw(rng, (h, w), grain_px)
+        assert t.dtype == np.float32 and t.shape == (h, w)
+        assert abs(float(t.mean())) < 1e-3 * float(t.std())  # no DC term
+        power += np.abs(np.fft.rfft2(t.astype(np.float64))) ** 2
+    k = synth._radial_frequency(h, w).astype(np.float64)
+    k0 = 1.0 / (2.0 * grain_px)
+    bins = np.linspace(0, 0.75, 76)
+    idx = np.digitize(k.ravel(), bins)
+    radial = np.array(
+        [power.ravel()[idx == i].mean() if np.any(idx == i) else 0 for i in range(1, 76)]
+    )
+    centres = 0.5 * (bins[1:] + bins[:-1])
+    ring = centres[np.argmax(radial * centres)]  # power per annulus peaks at the ring
+    assert ring == pytest.approx(k0, rel=0.35, abs=0.015)
+    # nothing far above the band
+    assert radial[centres > 2.5 * k0 + 0.05].max(initial=0.0) < 1e-3 * radial.max()
+    # the same seed gives the same texture; the pass band is cached per 1 % of frequency
+    level = round(math.log(k0) / math.log(1.01))
+    kq = 1.01**level  # two grains within the same 1 % step of the centre frequency
+    a = synth._band_noise_raw(np.random.default_rng(1), (h, w), 1.0 / (2.0 * kq * 1.002))
+    b = synth._band_noise_raw(np.random.default_rng(1), (h, w), 1.0 / (2.0 * kq / 1.002))
+    np.testing.assert_array_equal(a, b)

@@ -583,27 +583,50 @@ def _radial_frequency(h: int, w: int) -> np.ndarray:
     return k
 
 
-def _band_noise_raw(
-    rng: np.random.Generator, shape: tuple[int, int], grain_px: float
-) -> np.ndarray:
-    """Zero-mean noise band-limited around spatial frequency ≈ 1/(2·grain_px), not yet scaled
-    to unit σ (``synth_form`` does that in its pass)."""
-    h, w = shape
-    # White noise drawn directly in the Fourier domain (a complex Gaussian on the rfft grid;
-    # irfft2 keeps the Hermitian part), which saves the forward transform. Single precision
-    # throughout: the texture is normalised to unit σ, float32 is ample and 3× faster.
-    f = rng.standard_normal((h, w // 2 + 1, 2), dtype=np.float32).view(np.complex64)[..., 0]
+# The texture's centre frequency is quantised to steps of 1 % so that its pass band can be
+# cached (a 1 % change of the grain size is invisible).
+_K0_STEP = math.log(1.01)
+
+
+@lru_cache(maxsize=64)
+def _band_filter(h: int, w: int, k0_level: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pass band of the support texture on the rfft2 grid of an h × w image: the flat indices
+    where it exceeds 1e-6 of its peak and its (float32) values there (read-only, cached).
+
+    Centre frequency ``k0 = 1.01**k0_level`` cycles/px: a ring of relative width 0.45 (phase-
+    contrast granularity) plus a quarter-height low-frequency floor; no DC term."""
+    k0 = math.exp(k0_level * _K0_STEP)
     k = _radial_frequency(h, w)
-    k0 = min(0.5, 1.0 / (2.0 * max(grain_px, 1.0)))
-    # ring-shaped pass band (phase-contrast granularity) with a low-frequency floor
     a = np.float32(-0.5 / (0.45 * k0 + 1e-6) ** 2)
     b = np.float32(-0.5 / (0.5 * k0 + 1e-6) ** 2)
     d = k - np.float32(k0)
     filt = np.exp(a * (d * d))
     filt += np.float32(0.25) * np.exp(b * (k * k))
     filt[0, 0] = 0.0
-    f *= filt
-    return np.fft.irfft2(f, s=(h, w)).astype(np.float32, copy=False)
+    flat = filt.ravel()
+    keep = np.flatnonzero(flat > 1e-6 * float(flat.max()))
+    vals = flat[keep].astype(np.float32)
+    keep.setflags(write=False)
+    vals.setflags(write=False)
+    return keep, vals
+
+
+def _band_noise_raw(
+    rng: np.random.Generator, shape: tuple[int, int], grain_px: float
+) -> np.ndarray:
+    """Zero-mean noise band-limited around spatial frequency ≈ 1/(2·grain_px), not yet scaled
+    to unit σ (``synth_form`` does that in its pass)."""
+    h, w = shape
+    k0 = min(0.5, 1.0 / (2.0 * max(grain_px, 1.0)))
+    keep, vals = _band_filter(h, w, round(math.log(k0) / _K0_STEP))
+    # White noise drawn directly in the Fourier domain (a complex Gaussian on the rfft grid,
+    # only where the pass band is not negligible; irfft2 keeps the Hermitian part), which
+    # saves the forward transform. Single precision: the texture is normalised to unit σ.
+    z = rng.standard_normal((keep.size, 2), dtype=np.float32).view(np.complex64)[:, 0]
+    z *= vals
+    f = np.zeros(h * (w // 2 + 1), np.complex64)
+    f[keep] = z
+    return np.fft.irfft2(f.reshape(h, w // 2 + 1), s=(h, w)).astype(np.float32, copy=False)
 
 
 @lru_cache(maxsize=8)
