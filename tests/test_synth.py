@@ -552,7 +552,7 @@ def test_support_texture_is_band_limited_around_its_grain(grain_px: float) -> No
         assert t.dtype == np.float32 and t.shape == (h, w)
         assert abs(float(t.mean())) < 1e-3 * float(t.std())  # no DC term
         power += np.abs(np.fft.rfft2(t.astype(np.float64))) ** 2
-    k = synth._radial_frequency(h, w).astype(np.float64)
+    k = np.hypot(np.fft.fftfreq(h)[:, None], np.fft.rfftfreq(w)[None, :])
     k0 = 1.0 / (2.0 * grain_px)
     bins = np.linspace(0, 0.75, 76)
     idx = np.digitize(k.ravel(), bins)
@@ -564,9 +564,18 @@ def test_support_texture_is_band_limited_around_its_grain(grain_px: float) -> No
     assert ring == pytest.approx(k0, rel=0.35, abs=0.015)
     # nothing far above the band
     assert radial[centres > 2.5 * k0 + 0.05].max(initial=0.0) < 1e-3 * radial.max()
-    # the same seed gives the same texture; the pass band is cached per 1 % of frequency
-    level = round(math.log(k0) / math.log(1.01))
-    kq = 1.01**level  # two grains within the same 1 % step of the centre frequency
-    a = synth._band_noise_raw(np.random.default_rng(1), (h, w), 1.0 / (2.0 * kq * 1.002))
-    b = synth._band_noise_raw(np.random.default_rng(1), (h, w), 1.0 / (2.0 * kq / 1.002))
-    np.testing.assert_array_equal(a, b)
+    # the same seed gives the same texture
+    a = synth._band_noise_raw(np.random.default_rng(1), (h, w), grain_px)
+    np.testing.assert_array_equal(
+        a, synth._band_noise_raw(np.random.default_rng(1), (h, w), grain_px)
+    )
+    # the truncated band equals the full-grid filter to 1e-6 of the peak
+    kk = np.hypot(np.fft.fftfreq(h)[:, None], np.fft.rfftfreq(w)[None, :])
+    filt = np.exp(-0.5 * ((kk - k0) / (0.45 * k0 + 1e-6)) ** 2) + 0.25 * np.exp(
+        -0.5 * (kk / (0.5 * k0 + 1e-6)) ** 2
+    )
+    kmax = 3.4 * k0
+    ky = np.abs(np.fft.fftfreq(h))[:, None]
+    kx = (np.arange(w // 2 + 1) / w)[None, :]
+    outside = (ky > kmax) | (kx > kmax)
+    assert float(filt[outside].max(initial=0.0)) < 1e-6

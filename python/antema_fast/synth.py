@@ -572,61 +572,39 @@ def make_particle(
 # --------------------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=8)
-def _radial_frequency(h: int, w: int) -> np.ndarray:
-    """|k| (cycles per pixel) on the rfft2 grid of an h × w image, float32 (read-only,
-    cached)."""
-    ky = np.fft.fftfreq(h)[:, None]
-    kx = np.fft.rfftfreq(w)[None, :]
-    k = np.sqrt(ky * ky + kx * kx).astype(np.float32)
-    k.setflags(write=False)
-    return k
+def _band_noise_raw(
+    rng: np.random.Generator, shape: tuple[int, int], grain_px: float
+) -> np.ndarray:
+    """Zero-mean noise band-limited around spatial frequency k0 ≈ 1/(2·grain_px), not yet
+    scaled to unit σ (``synth_form`` does that in its pass).
 
-
-# The texture's centre frequency is quantised to steps of 1 % so that its pass band can be
-# cached (a 1 % change of the grain size is invisible).
-_K0_STEP = math.log(1.01)
-
-
-@lru_cache(maxsize=64)
-def _band_filter(h: int, w: int, k0_level: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pass band of the support texture on the rfft2 grid of an h × w image: the flat indices
-    where it exceeds 1e-6 of its peak and its (float32) values there (read-only, cached).
-
-    Centre frequency ``k0 = 1.01**k0_level`` cycles/px: a ring of relative width 0.45 (phase-
-    contrast granularity) plus a quarter-height low-frequency floor; no DC term."""
-    k0 = math.exp(k0_level * _K0_STEP)
-    k = _radial_frequency(h, w)
+    Pass band: a ring at k0 of relative width 0.45 (phase-contrast granularity) plus a
+    quarter-height low-frequency floor of width 0.5·k0; no DC term. Both terms are below 1e-6
+    beyond |k| = 3.37·k0, so the white noise is drawn only on the frequencies inside
+    |ky|, |kx| ≤ 3.4·k0 (the rest of the spectrum is zero)."""
+    h, w = shape
+    k0 = min(0.5, 1.0 / (2.0 * max(grain_px, 1.0)))
+    kmax = 3.4 * k0
+    ry = min(h // 2, int(kmax * h) + 1)  # rows 0..ry and h-ry..h-1 (negative frequencies)
+    cx = min(w // 2, int(kmax * w) + 1)  # columns 0..cx of the rfft grid
+    rows = np.arange(h) if 2 * ry + 1 >= h else np.r_[0 : ry + 1, h - ry : h]
+    ky = np.fft.fftfreq(h)[rows].astype(np.float32)[:, None]
+    kx = (np.arange(cx + 1) / w).astype(np.float32)[None, :]
+    k = np.sqrt(ky * ky + kx * kx)
     a = np.float32(-0.5 / (0.45 * k0 + 1e-6) ** 2)
     b = np.float32(-0.5 / (0.5 * k0 + 1e-6) ** 2)
     d = k - np.float32(k0)
     filt = np.exp(a * (d * d))
     filt += np.float32(0.25) * np.exp(b * (k * k))
     filt[0, 0] = 0.0
-    flat = filt.ravel()
-    keep = np.flatnonzero(flat > 1e-6 * float(flat.max()))
-    vals = flat[keep].astype(np.float32)
-    keep.setflags(write=False)
-    vals.setflags(write=False)
-    return keep, vals
-
-
-def _band_noise_raw(
-    rng: np.random.Generator, shape: tuple[int, int], grain_px: float
-) -> np.ndarray:
-    """Zero-mean noise band-limited around spatial frequency ≈ 1/(2·grain_px), not yet scaled
-    to unit σ (``synth_form`` does that in its pass)."""
-    h, w = shape
-    k0 = min(0.5, 1.0 / (2.0 * max(grain_px, 1.0)))
-    keep, vals = _band_filter(h, w, round(math.log(k0) / _K0_STEP))
-    # White noise drawn directly in the Fourier domain (a complex Gaussian on the rfft grid,
-    # only where the pass band is not negligible; irfft2 keeps the Hermitian part), which
-    # saves the forward transform. Single precision: the texture is normalised to unit σ.
-    z = rng.standard_normal((keep.size, 2), dtype=np.float32).view(np.complex64)[:, 0]
-    z *= vals
-    f = np.zeros(h * (w // 2 + 1), np.complex64)
-    f[keep] = z
-    return np.fft.irfft2(f.reshape(h, w // 2 + 1), s=(h, w)).astype(np.float32, copy=False)
+    # White noise drawn directly in the Fourier domain (a complex Gaussian; irfft2 keeps the
+    # Hermitian part), which saves the forward transform. Single precision: the texture is
+    # normalised to unit σ.
+    z = rng.standard_normal((rows.size, cx + 1, 2), dtype=np.float32).view(np.complex64)[..., 0]
+    z *= filt
+    f = np.zeros((h, w // 2 + 1), np.complex64)
+    f[rows, : cx + 1] = z
+    return np.fft.irfft2(f, s=(h, w)).astype(np.float32, copy=False)
 
 
 @lru_cache(maxsize=8)
