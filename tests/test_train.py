@@ -216,3 +216,21 @@ def test_threshold_calibration_and_release(tmp_path: Path) -> None:
     assert (tmp_path / "models" / "antema-unet.fp16.onnx").exists()
     with pytest.raises(ValueError, match="threshold"):
         release(src, tmp_path / "m2", report=rep, training={}, reproduce="", threshold=1.0)
+
+
+def test_cli_train_stop_at_then_resume(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from antema_fast.cli import main
+
+    out = tmp_path / "run"
+    args = ["train", "--out-dir", str(out), "--base", "8", "--steps", "4", "--batch", "2"]
+    args += ["--tile", "64", "--warmup", "1", "--threads", "1", "--validate-every", "1000"]
+    args += ["--checkpoint-every", "1000", "--export-every", "1000", "--seed", "1"]
+    assert main([*args, "--stop-at", "2"]) == 0
+    assert "stopped at step 2" in capsys.readouterr().out
+    assert (out / "checkpoint.pt").exists() and not (out / "antema-unet.onnx").exists()
+    assert torch.load(out / "checkpoint.pt", weights_only=False)["step"] == 2
+    assert main(args) == 0  # resumes and finishes the schedule
+    assert (out / "antema-unet.onnx").exists()
+    assert torch.load(out / "checkpoint.pt", weights_only=False)["step"] == 4
+    with pytest.raises(SystemExit):
+        main([*args, "--stop-at", "0"])

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 Runner = Callable[[argparse.Namespace], int]
 
@@ -566,6 +567,15 @@ def _add_train(sub: argparse._SubParsersAction) -> Runner:  # type: ignore[type-
         metavar="CHECKPOINT",
         help="start from these model weights (fine-tuning phase; fresh optimiser and schedule)",
     )
+    p.add_argument(
+        "--stop-at",
+        type=int,
+        default=None,
+        metavar="STEP",
+        help="stop at this step with a checkpoint and no export, the schedule still spanning "
+        "--steps / --time-budget-min (reproduces a phase that was cut short; rerun without it "
+        "to resume)",
+    )
     return _run_train
 
 
@@ -602,11 +612,16 @@ def _run_train(args: argparse.Namespace) -> int:
         time_budget_min=args.time_budget_min,
         init_from=args.init_from,
     )
-    summary = Trainer(cfg).run()
-    print(
-        f"done: {summary['steps']} steps in {summary['train_seconds'] / 60:.1f} min; "
+    if args.stop_at is not None and args.stop_at < 1:
+        raise SystemExit(f"antema train: --stop-at must be ≥ 1, got {args.stop_at}")
+    summary = Trainer(cfg).run(until_step=args.stop_at)
+    ckpt = Path(args.out_dir) / "checkpoint.pt"
+    where = (
         f"model {summary['onnx']}"
+        if summary["onnx"]
+        else f"stopped at step {summary['steps']}; checkpoint {ckpt}"
     )
+    print(f"done: {summary['steps']} steps in {summary['train_seconds'] / 60:.1f} min; {where}")
     return 0
 
 
