@@ -122,3 +122,53 @@ def test_segment_scale_recovers_particles_far_wider_than_the_training_range() ->
         ious[scale] = M.metrics_from_confusion(counts)["iou"][1]  # type: ignore[index]
     assert ious[0.1] >= 0.85, ious
     assert ious[0.1] > ious[1.0] + 0.1, ious
+
+
+def test_analyze_warns_when_particles_are_wider_than_the_model_knows() -> None:
+    pytest.importorskip("onnxruntime")
+    import warnings
+
+    from antema_fast import Settings, analyze
+    from antema_fast.synth import Population
+
+    pop = Population(median_diameter_nm=6.0, sigma_log=0.1, coverage=0.3, overlap_fraction=0.0)
+    big = generate(
+        np.random.default_rng([2026, 6, 0]), (768, 768), "tem", pixel_size_nm=0.02, population=pop
+    )
+    with pytest.warns(UserWarning, match="segment_scale=") as rec:
+        res = analyze(big.image, pixel_size_nm=0.02, settings=Settings(threads=2))
+    check = res.provenance["scale_check"]
+    assert check is not None and 200 < check["diameter_px"] < 500
+    assert 0.05 <= check["suggested_scale"] <= 0.2 and check["missed_fraction"] > 0.7
+    assert "wider than the model's range" in str(rec[0].message)
+    # following the advice finds the particles; the check is off at other scales
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        scaled = analyze(
+            big.image,
+            pixel_size_nm=0.02,
+            settings=Settings(threads=2, segment_scale=check["suggested_scale"]),
+        )
+    assert scaled.provenance["scale_check"] is None
+    truth = big.semantic
+
+    def iou(m: np.ndarray) -> float:
+        return float(np.sum(m & truth) / np.sum(m | truth))
+
+    assert iou(scaled.mask) > 0.85 > 0.2 > iou(res.mask)
+    # ordinary particles (about 15 px) raise no warning; the check can be turned off
+    small = generate(
+        np.random.default_rng([2026, 6, 1]),
+        (512, 512),
+        "tem",
+        pixel_size_nm=0.3,
+        population=Population(median_diameter_nm=4.5, coverage=0.2),
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ok = analyze(small.image, pixel_size_nm=0.3, settings=Settings(threads=2))
+        off = analyze(
+            big.image, pixel_size_nm=0.02, settings=Settings(threads=2, check_scale=False)
+        )
+    assert ok.provenance["scale_check"] is None and off.provenance["scale_check"] is None
+    assert "scale_check" not in off.timings

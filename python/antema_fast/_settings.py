@@ -55,6 +55,10 @@ class Settings:
         was trained on particles about 3–85 px wide: use 0.5 down to 0.05 for images whose
         particles are hundreds of pixels across (e.g. HRTEM / atomic-resolution STEM of 5–20 nm
         particles), so that they land in that range. 1 = native resolution.
+    check_scale : bool
+        ``analyze`` segments each image (of at least 512 px) once more at 1/8 scale and warns,
+        with a suggested ``segment_scale``, when that finds particles wider than the model's
+        range which the full-scale segmentation missed (see ``Segmenter.check_scale``).
     bootstrap_samples : int
         Resamples for the bootstrap 95 % confidence interval of the mean.
     seed : int
@@ -81,6 +85,7 @@ class Settings:
     threads: int | None = None
     tile_size: int = 2048
     segment_scale: float = 1.0
+    check_scale: bool = True
     bootstrap_samples: int = 2000
     seed: int = 0
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)

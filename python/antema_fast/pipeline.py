@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import math
 import time
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from os import PathLike
@@ -367,6 +368,7 @@ def _provenance(
         "pixel_size_y_nm": getattr(micrograph, "pixel_size_y_nm", None),
         "pixel_size_source": getattr(micrograph, "pixel_size_source", None),
         "reader_warnings": list(getattr(micrograph, "warnings", ()) or ()),
+        "scale_check": (getattr(segmentation, "extra", None) or {}).get("scale_check"),
         "backend": getattr(segmentation, "backend", None),
         "model_name": getattr(segmentation, "model_name", None),
         "model_sha256": getattr(segmentation, "model_sha256", None),
@@ -546,6 +548,14 @@ def analyze(
         t0 = time.perf_counter()
     segmentation = segmenter.segment(micrograph.data, pixel_size_nm=s)
     timings["segment"] = time.perf_counter() - t0
+    if settings.check_scale:
+        t0 = time.perf_counter()
+        check = segmenter.check_scale(np.asarray(micrograph.data), segmentation)
+        timings["scale_check"] = time.perf_counter() - t0
+        if check is not None:
+            where = getattr(micrograph, "path", None) or _image_name(micrograph)
+            warnings.warn(f"{where}: {check['message']}", UserWarning, stacklevel=2)
+            segmentation.extra["scale_check"] = check
     return finish(
         micrograph,
         segmentation,

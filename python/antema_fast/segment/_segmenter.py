@@ -25,6 +25,10 @@ DEFAULT_ENGINE_SIZES: tuple[tuple[int, int], ...] = ((256, 256), (1024, 1024), (
 DEFAULT_ENGINE_BATCH = 4
 # Resampling to the model's pixel size is skipped when the scale is this close to 1.
 RESAMPLE_TOLERANCE = 0.01
+# Segmenter.check_scale: coarse scale, and the full-size width from which a particle is
+# beyond the shipped model's training range (about 3-85 px)
+SCALE_CHECK_FACTOR = 8
+SCALE_CHECK_MIN_PX = 120.0
 
 
 class _Engine(Protocol):
@@ -300,6 +304,67 @@ class Segmenter:
         if self._engine is None:
             return [self._segment_threshold(a) for a in arrays]
         return self._segment_model(arrays, sizes)
+
+    def check_scale(
+        self, image: np.ndarray, segmentation: Segmentation, factor: int = SCALE_CHECK_FACTOR
+    ) -> dict[str, Any] | None:
+        """Look for particles far wider than the model's training range that the segmentation
+        missed: segment the image again at ``1/factor`` scale (about 1/64 of the work) and
+        compare.
+
+        Returns None when all is well (or the check does not apply: the threshold backend, a
+        ``segment_scale`` other than 1, an image under ``64·factor`` px), else a dict with
+        ``message``, ``diameter_px`` (median equivalent diameter of the large particles found
+        at the coarse scale, in full-size pixels), ``missed_fraction`` and a
+        ``suggested_scale`` that brings them to about 30 px.
+
+        A coarse particle counts as large when it is at least ``SCALE_CHECK_MIN_PX`` wide at
+        full size; the check fires when large particles cover ≥ 2 % of the image and the
+        full-scale mask covers less than 30 % of their area.
+        """
+        import cv2
+
+        h, w = image.shape
+        if (
+            self._engine is None
+            or self.model is None
+            or self.model.pixel_size_nm is not None  # the model's own scale applies
+            or self.settings.segment_scale != 1.0
+            or min(h, w) < 64 * factor
+        ):
+            return None
+        small = _resize(np.asarray(image, np.float32), (h // factor, w // factor))
+        coarse = self.segment(small).mask
+        n, lab, stats, _ = cv2.connectedComponentsWithStats(coarse.astype(np.uint8), connectivity=8)
+        if n <= 1:
+            return None
+        areas = stats[1:, cv2.CC_STAT_AREA].astype(np.float64) * factor * factor
+        diam = 2.0 * np.sqrt(areas / np.pi)
+        large = np.flatnonzero(diam >= SCALE_CHECK_MIN_PX) + 1
+        if large.size == 0:
+            return None
+        big = np.isin(lab, large)
+        big_full = cv2.resize(big.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
+        big_area = float(np.count_nonzero(big_full))
+        if big_area < 0.02 * h * w:
+            return None
+        covered = float(np.count_nonzero(big_full & segmentation.mask)) / big_area
+        if covered >= 0.3:
+            return None
+        d = float(np.median(diam[large - 1]))
+        scale = float(min(0.5, max(0.02, round(30.0 / d, 2))))
+        return {
+            "message": (
+                f"particles about {d:.0f} px wide cover {100 * big_area / (h * w):.0f} % of the "
+                f"image at 1/{factor} scale, but the full-scale segmentation covers only "
+                f"{100 * covered:.0f} % of them: they are wider than the model's range (about "
+                f"3-85 px); segment at a reduced scale, e.g. segment_scale={scale:g} "
+                f"(--segment-scale {scale:g})"
+            ),
+            "diameter_px": d,
+            "missed_fraction": 1.0 - covered,
+            "suggested_scale": scale,
+        }
 
     def _segment_threshold(self, image: np.ndarray) -> Segmentation:
         from ._threshold import threshold_segment
