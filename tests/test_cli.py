@@ -339,3 +339,17 @@ def test_readme_main_command_in_a_fresh_venv(tmp_path: Path) -> None:
     results = src / "results"
     assert (results / "index.html").is_file() and (results / "particles.csv").is_file()
     assert len(pd.read_csv(results / "particles.csv")) > 0
+
+
+def test_segmentation_scale_options_reach_the_settings() -> None:
+    from antema_fast.cli import _analyze_settings, _build_parser
+
+    parser, _ = _build_parser()
+    args = parser.parse_args(
+        ["analyze", "x.tif", "-o", "out", "--segment-scale", "0.25", "--no-scale-check"]
+    )
+    s = _analyze_settings(args)
+    assert s == af.Settings(segment_scale=0.25, check_scale=False)
+    assert _analyze_settings(parser.parse_args(["analyze", "x.tif", "-o", "out"])) == af.Settings()
+    stream = parser.parse_args(["stream", "movie.tif", "-o", "o", "--segment-scale", "0.5"])
+    assert _analyze_settings(stream) == af.Settings(segment_scale=0.5)

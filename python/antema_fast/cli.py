@@ -141,6 +141,13 @@ def _add_analyze_arguments(p: argparse.ArgumentParser) -> None:
         help="resize images by X before segmentation (mask back at full size); the model knows "
         "particles about 3-85 px wide, so use e.g. 0.1 when they are 300-800 px (default: 1)",
     )
+    g.add_argument(
+        "--no-scale-check",
+        dest="check_scale",
+        action="store_false",
+        default=None,
+        help="skip the 1/8-scale pass that warns about particles too wide for the model",
+    )
     o = p.add_argument_group("output")
     o.add_argument(
         "--format",
@@ -228,6 +235,7 @@ def _analyze_settings(args: argparse.Namespace) -> object:
         "model": "model",
         "threads": "threads",
         "segment_scale": "segment_scale",
+        "check_scale": "check_scale",
     }
     changes = {
         field: getattr(args, arg)
