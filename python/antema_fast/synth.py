@@ -351,15 +351,15 @@ for _a in (_CUBE_NORMALS, _OCTA_NORMALS, _TRUNC_NORMALS):
 
 def _polyhedron_faces(shape: str, aspect: float) -> tuple[np.ndarray, np.ndarray]:
     if shape == "cube":  # edge 1
-        return _CUBE_NORMALS.copy(), np.full(6, 0.5)
+        return _CUBE_NORMALS, np.full(6, 0.5)
     if shape == "octahedron":  # vertices at distance 0.5 on the axes
-        return _OCTA_NORMALS.copy(), np.full(8, 0.5 / math.sqrt(3))
+        return _OCTA_NORMALS, np.full(8, 0.5 / math.sqrt(3))
     if shape == "truncated_octahedron":  # square faces at 0.5·(2/3)·... truncation
         trunc = 0.5 * (0.55 + 0.25 * min(aspect - 1.0, 1.0))
         offsets = np.empty(14)
         offsets[:8] = 0.5 / math.sqrt(3)
         offsets[8:] = trunc
-        return _TRUNC_NORMALS.copy(), offsets
+        return _TRUNC_NORMALS, offsets
     if shape == "plate":  # equilateral triangle of side 1 (in x-y), thickness 1/aspect
         angles = np.array([90.0, 210.0, 330.0]) * math.pi / 180.0
         n_side = np.stack([np.cos(angles), np.sin(angles), np.zeros(3)], axis=1)
@@ -637,12 +637,6 @@ def _smooth_field_raw(
     mean = float(sy @ g @ sx) / n
     var = float(np.sum((gy @ g @ gx) * g)) / n - mean * mean
     return up, mean, math.sqrt(max(var, 0.0))
-
-
-def _smooth_field(rng: np.random.Generator, shape: tuple[int, int], cells: int) -> np.ndarray:
-    """Smooth zero-mean unit-σ random field (bicubic upsampling of a coarse grid)."""
-    up, mean, sd = _smooth_field_raw(rng, shape, cells)
-    return (up - np.float32(mean)) / np.float32(sd) if sd > 0 else up - np.float32(mean)
 
 
 def _gauss(img: np.ndarray, sigma_px: float) -> np.ndarray:
