@@ -78,8 +78,10 @@ def form(
     lattice: np.ndarray,
     tex: np.ndarray,
     imaging: synth.Imaging,
+    film: np.ndarray | None = None,
 ) -> np.ndarray:
-    """The noiseless, unblurred image (what ``_core.synth_form`` computes), in float64."""
+    """The noiseless, unblurred image (what ``_core.synth_form`` computes), in float64.
+    ``film``: the support film's cover (1 film, 0 hole at ``imaging.vacuum_level``)."""
     t = tex.astype(np.float64)
     sd = float(t.std())
     t = t / sd if sd > 0 else t
@@ -87,7 +89,9 @@ def form(
     eff = np.where(thick64 > 0, contrast_w.astype(np.float64), 0.0)
     rel = lattice.astype(np.float64) / np.maximum(thick64, 1e-6)
     la = imaging.lattice_amplitude
-    support = imaging.background * (1.0 + imaging.carbon_amplitude * t)
+    m = np.ones_like(t) if film is None else film.astype(np.float64)
+    v = imaging.vacuum_level
+    support = imaging.background * (v + (1.0 - v) * m + imaging.carbon_amplitude * t * m)
     if imaging.style == "bf":
         sig = np.exp(-imaging.mu_per_nm * eff) * (1.0 + la * rel * (1.0 - np.exp(-thick64 / 2)))
         return support * sig

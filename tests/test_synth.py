@@ -375,8 +375,9 @@ def test_shot_noise_is_seeded_thread_independent_and_checks_its_input() -> None:
 
 @pytest.mark.parametrize("style", ["bf", "haadf"])
 @pytest.mark.parametrize("lattice_amp", [0.0, 0.3])
+@pytest.mark.parametrize("with_film", [False, True])
 def test_compiled_image_formation_equals_the_numpy_reference(
-    style: str, lattice_amp: float
+    style: str, lattice_amp: float, with_film: bool
 ) -> None:
     from antema_fast import _core
 
@@ -393,7 +394,9 @@ def test_compiled_image_formation_equals_the_numpy_reference(
         background=0.9 if style == "bf" else 0.2,
         carbon_amplitude=0.1,
         lattice_amplitude=lattice_amp,
+        vacuum_level=1.3 if style == "bf" else 0.2,
     )
+    film = rng.uniform(-0.2, 1.2, (h, w)).clip(0, 1).astype(np.float32) if with_film else None
     got = _core.synth_form(
         thick,
         contrast_w,
@@ -405,11 +408,73 @@ def test_compiled_image_formation_equals_the_numpy_reference(
         im.background,
         im.carbon_amplitude,
         im.lattice_amplitude,
+        film,
+        im.vacuum_level,
     )
-    want = synth_reference.form(thick, contrast_w, lattice, tex, im)
+    want = synth_reference.form(thick, contrast_w, lattice, tex, im, film)
     np.testing.assert_allclose(got, want, rtol=2e-5, atol=1e-6)
     with pytest.raises(ValueError, match="shape of thick"):
         _core.synth_form(thick, contrast_w[:-1], lattice, tex, False, 1, 1, 1, 0.1, 0)
+    with pytest.raises(ValueError, match="film must have the shape"):
+        _core.synth_form(thick, contrast_w, lattice, tex, False, 1, 1, 1, 0.1, 0, thick[:-1])
+    with pytest.raises(ValueError, match="vacuum"):
+        _core.synth_form(thick, contrast_w, lattice, tex, False, 1, 1, 1, 0.1, 0, None, np.nan)
+    if with_film:  # a full film is the frame without a film map
+        ones = np.ones_like(thick)
+        args = (thick, contrast_w, lattice, tex, style == "haadf", 0.4, 0.8, 0.5, 0.1, lattice_amp)
+        np.testing.assert_array_equal(_core.synth_form(*args, ones, 1.7), _core.synth_form(*args))
+
+
+@pytest.mark.parametrize("hole_fraction", [0.1, 0.35, 0.6])
+def test_film_cover_has_the_asked_hole_and_a_tapered_edge(hole_fraction: float) -> None:
+    film = synth.draw_film(5, (200, 240), 0.5, hole_fraction)
+    assert film.shape == (200, 240) and film.dtype == np.float32
+    assert film.min() >= 0.0 and film.max() <= 1.0
+    assert abs(float(np.mean(film < 0.5)) - hole_fraction) < 0.03
+    edge = (film > 0.02) & (film < 0.98)
+    assert 0 < np.count_nonzero(edge) < 0.3 * film.size  # a tapered edge line, not a fog
+    # the edge is a line through the frame: the hole is one or a few connected regions
+    import cv2
+
+    n, _ = cv2.connectedComponents((film < 0.5).astype(np.uint8))
+    assert 2 <= n <= 4
+    with pytest.raises(ValueError, match="hole_fraction"):
+        synth.draw_film(5, (20, 20), 0.1, 1.5)
+
+
+@pytest.mark.parametrize("regime", synth.REGIMES)
+def test_film_hole_fields(regime: str) -> None:
+    from scipy import ndimage
+
+    s = synth.generate(11, (192, 192), regime, film_hole=True)
+    frac = s.info["film_hole_fraction"]
+    assert 0.05 < frac < 0.65
+    assert s.film is not None and abs(float(np.mean(s.film < 0.5)) - frac) < 1e-9
+    im = s.imaging
+    assert (im.vacuum_level > 1.0) if im.style == "bf" else (im.vacuum_level < 1.0)
+    # the hole is brighter (BF) / darker (HAADF) than the film away from particles
+    smooth = ndimage.uniform_filter(s.image.astype(np.float64), 9)
+    far = ~ndimage.binary_dilation(s.semantic, iterations=6)
+    lo, hi = np.percentile(smooth[far], [5, 95])
+    ratio = hi / max(lo, 1e-9)
+    assert ratio > (1.03 if im.style == "bf" else 1.4)
+    # few particles sit in the hole: their centres are mostly on the film
+    r = [min(max(round(p.y_nm / s.pixel_size_nm), 0), 191) for p in s.particles]
+    c = [min(max(round(p.x_nm / s.pixel_size_nm), 0), 191) for p in s.particles]
+    in_hole = float(np.mean(s.film[r, c] < 0.5)) if s.particles else 0.0
+    assert in_hole < max(0.5 * frac, 0.2)
+    plain = synth.generate(11, (192, 192), regime, film_hole=False)
+    assert plain.info["film_hole_fraction"] == 0.0 and plain.film is None
+    # rendering with a film map keeps the ground truth exact (only the background changes)
+    cover = synth.draw_film(2, (192, 192), s.pixel_size_nm, 0.4)
+    a = synth.render(s.particles, (192, 192), s.pixel_size_nm, im, 3)
+    b = synth.render(s.particles, (192, 192), s.pixel_size_nm, im, 3, film=cover)
+    np.testing.assert_array_equal(a.labels, b.labels)
+    assert not np.array_equal(a.image, b.image)
+    with pytest.raises(ValueError, match="film: expected shape"):
+        synth.render(s.particles, (192, 192), s.pixel_size_nm, im, 3, film=cover[:-1])
+    with pytest.raises(ValueError, match="vacuum_level"):
+        Imaging(vacuum_level=-1.0)
 
 
 @pytest.mark.parametrize("gradient", [0.0, 0.3, 3.0])

@@ -77,6 +77,41 @@ def test_models_by_name_and_padding() -> None:
         build_model("resnet")
 
 
+def test_full_resolution_blocks_start_as_the_identity_and_extend_a_checkpoint(
+    tmp_path: Path,
+) -> None:
+    import dataclasses
+
+    plain = build_model("unet", base=8)
+    deep = build_model("unet", base=8, refine_blocks=2)
+    assert count_parameters(deep) > count_parameters(plain)
+    assert deep.load_state_dict(plain.state_dict(), strict=False).unexpected_keys == []
+    x = torch.randn(2, 1, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(deep.eval()(x), plain.eval()(x), rtol=0, atol=0)
+    # a run that adds blocks to a checkpoint without them starts from the same function
+    src = Trainer(_cfg(tmp_path / "src", [], 1), log=io.StringIO())
+    src.run()
+    log = io.StringIO()
+    cfg = dataclasses.replace(
+        _cfg(tmp_path / "dst", [], 2),
+        refine_blocks=2,
+        init_from=str(tmp_path / "src" / "checkpoint.pt"),
+    )
+    dst = Trainer(cfg, log=log)
+    assert "2 new full-resolution block(s)" in log.getvalue()
+    with torch.no_grad():
+        torch.testing.assert_close(dst.model.eval()(x), src.model.eval()(x), rtol=0, atol=0)
+    dst.run()
+    assert float(dst.model.post[0].body[-1].weight.detach().abs().sum()) > 0  # it learns
+    # the other way round (a checkpoint with blocks into a model without) is refused
+    back = dataclasses.replace(
+        _cfg(tmp_path / "back", [], 1), init_from=str(tmp_path / "dst" / "checkpoint.pt")
+    )
+    with pytest.raises(ValueError, match="does not fit"):
+        Trainer(back, log=io.StringIO())
+
+
 def test_batches_are_seeded_per_step(tmp_path: Path) -> None:
     _write_pairs(tmp_path / "pairs")
     real = load_pairs(tmp_path / "pairs")

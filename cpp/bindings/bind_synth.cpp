@@ -7,6 +7,7 @@
 #include <pybind11/stl.h>
 
 #include <cstdint>
+#include <cmath>
 #include <optional>
 #include <string>
 #include <utility>
@@ -141,7 +142,8 @@ py::tuple place_py(const Arr<double>& diam, const Arr<std::int32_t>& groups, dou
 py::array_t<float> form_py(const Arr<float>& thick, const Arr<float>& contrast_w,
                            const Arr<float>& lattice, const Arr<float>& tex, bool haadf,
                            double mu, double gamma, double background, double carbon_amp,
-                           double lattice_amp) {
+                           double lattice_amp, const std::optional<Arr<float>>& film,
+                           double vacuum) {
     const auto [rows, cols] = shape2d(thick, "thick");
     for (const auto* a : {&contrast_w, &lattice, &tex}) {
         const auto [r, c] = shape2d(*a, "canvas");
@@ -150,15 +152,27 @@ py::array_t<float> form_py(const Arr<float>& thick, const Arr<float>& contrast_w
                                   std::to_string(rows) + " x " + std::to_string(cols) + ")");
         }
     }
+    const float* fm = nullptr;
+    if (film) {
+        const auto [r, c] = shape2d(*film, "film");
+        if (r != rows || c != cols) {
+            throw py::value_error("synth_form: film must have the shape of thick");
+        }
+        fm = film->data();
+    }
+    if (!(std::isfinite(vacuum) && vacuum >= 0.0)) {
+        throw py::value_error("synth_form: vacuum must be a finite number >= 0");
+    }
     py::array_t<float> out({static_cast<py::ssize_t>(rows), static_cast<py::ssize_t>(cols)});
-    const antema::synth::FormParams p{haadf, mu, gamma, background, carbon_amp, lattice_amp};
+    const antema::synth::FormParams p{haadf,      mu,         gamma, background,
+                                      carbon_amp, lattice_amp, vacuum};
     const float *t = thick.data(), *cw = contrast_w.data(), *lat = lattice.data(),
                 *tx = tex.data();
     float* o = out.mutable_data();
     const auto n = static_cast<std::size_t>(rows) * static_cast<std::size_t>(cols);
     {
         py::gil_scoped_release release;
-        antema::synth::form(t, cw, lat, tx, o, n, p);
+        antema::synth::form(t, cw, lat, tx, fm, o, n, p);
     }
     return out;
 }
@@ -202,8 +216,10 @@ void register_synth(py::module_& m) {
           py::arg("contrast_w").noconvert(), py::arg("lattice").noconvert(),
           py::arg("tex").noconvert(), py::arg("haadf"), py::arg("mu"), py::arg("gamma"),
           py::arg("background"), py::arg("carbon_amp"), py::arg("lattice_amp"),
+          py::arg("film") = py::none(), py::arg("vacuum") = 1.0,
           "Noiseless, unblurred image from the rasterised canvases and the raw support "
-          "texture (scaled to unit sigma here).");
+          "texture (scaled to unit sigma here); film: the support film's cover (1 film, "
+          "0 hole; None: film everywhere), vacuum: a hole's level relative to the film.");
     m.def("synth_expose", &expose_py, py::arg("img").noconvert(), py::arg("gain_field"),
           py::arg("gradient"), py::arg("ga"), py::arg("gb"), py::arg("gc"), py::arg("gain0"),
           py::arg("gain1"), py::arg("dose_scale"), py::arg("seed"), py::arg("threads") = 0,

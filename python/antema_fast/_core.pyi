@@ -118,6 +118,8 @@ def synth_form(
     background: float,
     carbon_amp: float,
     lattice_amp: float,
+    film: F32 | None = None,
+    vacuum: float = 1.0,
 ) -> F32: ...
 def synth_expose(
     img: F32,

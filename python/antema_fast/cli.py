@@ -536,6 +536,13 @@ def _add_train(sub: argparse._SubParsersAction) -> Runner:  # type: ignore[type-
     p.add_argument("--out-dir", required=True, help="checkpoints, logs and ONNX files go here")
     p.add_argument("--model", default="unet", choices=["unet", "deeplabv3plus"])
     p.add_argument("--base", type=int, default=16, help="U-Net base width (default 16)")
+    p.add_argument(
+        "--refine-blocks",
+        type=int,
+        default=0,
+        help="U-Net: residual blocks at full resolution (start as the identity, so they can be "
+        "added to an --init-from checkpoint; default 0)",
+    )
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--tile", type=int, default=256)
@@ -603,6 +610,7 @@ def _run_train(args: argparse.Namespace) -> int:
         out_dir=args.out_dir,
         model=args.model,
         base=args.base,
+        refine_blocks=args.refine_blocks,
         steps=args.steps,
         batch=args.batch,
         tile=args.tile,

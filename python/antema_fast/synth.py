@@ -171,6 +171,10 @@ class Imaging:
         Relative σ of the slowly varying multiplicative gain.
     scan_jitter : float
         HAADF: relative σ of per-scan-line offsets.
+    vacuum_level : float
+        Signal in a hole of the support film relative to the film's (bright field: > 1, the
+        film scatters; HAADF: < 1, the film is most of the background). Used where
+        :func:`render` gets a ``film`` cover map.
     """
 
     style: str = "bf"
@@ -187,12 +191,17 @@ class Imaging:
     gradient: float = 0.0
     gain_sigma: float = 0.0
     scan_jitter: float = 0.0
+    vacuum_level: float = 1.0
 
     def __post_init__(self) -> None:
         if self.style not in ("bf", "haadf"):
             raise ValueError(f"Imaging.style: expected 'bf' or 'haadf', got {self.style!r}")
         if not self.dose_per_px > 0:
             raise ValueError(f"Imaging.dose_per_px: expected > 0, got {self.dose_per_px!r}")
+        if not (self.vacuum_level >= 0 and math.isfinite(self.vacuum_level)):
+            raise ValueError(
+                f"Imaging.vacuum_level: expected a finite number >= 0, got {self.vacuum_level!r}"
+            )
 
 
 @dataclass
@@ -249,6 +258,8 @@ class SynthImage:
     imaging : Imaging
     touching_fraction : float
         Fraction of (non-empty) particles whose mask overlaps or 8-touches another particle's.
+    film : ndarray of float32 or None
+        The support film's cover when the field shows a hole (:func:`draw_film`), else None.
     """
 
     image: np.ndarray
@@ -262,6 +273,7 @@ class SynthImage:
     regime: str
     imaging: Imaging
     info: dict[str, float] = field(default_factory=dict)
+    film: np.ndarray | None = None
     _touching: float | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -639,6 +651,43 @@ def _smooth_field_raw(
     return up, mean, math.sqrt(max(var, 0.0))
 
 
+def draw_film(
+    rng: np.random.Generator | int | None,
+    shape: tuple[int, int],
+    pixel_size_nm: float,
+    hole_fraction: float | None = None,
+) -> np.ndarray:
+    """A support film with a hole: its cover map for :func:`render` (1 film, 0 vacuum).
+
+    The film edge is a level line of a smooth random field over 1–3 cells across the frame
+    (straight to gently curved, as the edges of holey and lacey carbon look at these
+    magnifications), tapered over 0.3–3 nm (log-uniform; the film thins towards its edge).
+
+    Parameters
+    ----------
+    rng : numpy Generator, int or None
+    shape : (int, int)
+    pixel_size_nm : float
+    hole_fraction : float, optional
+        Fraction of the frame in the hole; drawn uniformly in 0.1–0.6 when None.
+
+    Returns
+    -------
+    ndarray of float32 in [0, 1]
+    """
+    rng = np.random.default_rng(rng)
+    h, w = (int(shape[0]), int(shape[1]))
+    if hole_fraction is None:
+        hole_fraction = float(rng.uniform(0.1, 0.6))
+    if not 0.0 <= hole_fraction <= 1.0:
+        raise ValueError(f"hole_fraction: expected a number in [0, 1], got {hole_fraction!r}")
+    field_, _, _ = _smooth_field_raw(rng, (h, w), int(rng.integers(1, 4)))
+    level = float(np.quantile(field_, hole_fraction))
+    cover = (field_ > level).astype(np.float32)
+    taper_px = math.exp(rng.uniform(math.log(0.3), math.log(3.0))) / float(pixel_size_nm)
+    return np.clip(_gauss(cover, min(taper_px, 8.0)), 0.0, 1.0)
+
+
 def _gauss(img: np.ndarray, sigma_px: float) -> np.ndarray:
     import cv2
 
@@ -689,6 +738,7 @@ def render(
     rng: np.random.Generator | int | None = None,
     *,
     regime: str = "custom",
+    film: np.ndarray | None = None,
 ) -> SynthImage:
     """Render particles into a micrograph with exact instance masks.
 
@@ -706,6 +756,10 @@ def render(
         Randomness of the support texture, gain and noise (seed it for reproducible frames).
     regime : str
         Name stored in the result.
+    film : ndarray, optional
+        Cover of the support film, shape ``shape``: 1 on the film, 0 in a hole (vacuum, at
+        ``imaging.vacuum_level`` and without carbon texture), fractions on a tapered edge
+        (:func:`draw_film`). None: film everywhere.
 
     Returns
     -------
@@ -716,6 +770,10 @@ def render(
     h, w = (int(shape[0]), int(shape[1]))
     if h < 1 or w < 1:
         raise ValueError(f"shape: expected two positive sizes, got {shape!r}")
+    if film is not None:
+        film = np.ascontiguousarray(film, dtype=np.float32)
+        if film.shape != (h, w):
+            raise ValueError(f"film: expected shape {(h, w)}, got {film.shape}")
     rng = np.random.default_rng(rng)
     s = float(pixel_size_nm)
 
@@ -773,6 +831,8 @@ def render(
         imaging.background,
         imaging.carbon_amplitude,
         imaging.lattice_amplitude,
+        film,
+        imaging.vacuum_level,
     )
     img = _gauss(img, imaging.blur_nm / s)
     if imaging.style == "bf" and imaging.fresnel_amplitude != 0.0:
@@ -822,6 +882,7 @@ def render(
         pixel_size_nm=s,
         regime=regime,
         imaging=imaging,
+        film=film,
     )
 
 
@@ -1113,6 +1174,7 @@ def generate(
     pixel_size_nm: float | None = None,
     population: Population | None = None,
     imaging: Imaging | None = None,
+    film_hole: bool | None = None,
 ) -> SynthImage:
     """Generate one synthetic micrograph with its ground truth.
 
@@ -1130,6 +1192,11 @@ def generate(
         Override the drawn population.
     imaging : Imaging, optional
         Override the drawn imaging conditions.
+    film_hole : bool, optional
+        Put the edge of a hole in the support film into the field (:func:`draw_film`; most
+        particles in the hole are removed, those on or over the edge stay). None: one field in
+        seven, drawn. The hole's level is drawn with the imaging conditions (bright field
+        1.05–1.5× the film, HAADF 0–0.5×); a given ``imaging`` keeps its ``vacuum_level``.
 
     Returns
     -------
@@ -1162,16 +1229,31 @@ def generate(
             aggregate_fraction=float(rng.uniform(0.4, 1.0)) if aggregated else 0.0,
             aggregate_size=(4, int(rng.integers(10, 81))) if aggregated else (4, 40),
         )
+    if film_hole is None:
+        film_hole = bool(rng.random() < 1.0 / 7.0)
     if imaging is None:
         imaging = draw_imaging(regime, rng, population.median_diameter_nm)
+        if film_hole:
+            vac = rng.uniform(1.05, 1.5) if imaging.style == "bf" else rng.uniform(0.0, 0.5)
+            imaging = replace(imaging, vacuum_level=float(vac))
     particles = place_particles(population, shape, px, rng)
-    out = render(particles, shape, px, imaging, rng, regime=regime)
+    film = None
+    if film_hole:
+        film = draw_film(rng, shape, px)
+        h, w = film.shape
+        r = np.clip(np.rint([p.y_nm / px for p in particles]).astype(np.int64), 0, h - 1)
+        c = np.clip(np.rint([p.x_nm / px for p in particles]).astype(np.int64), 0, w - 1)
+        # particles rest on the film: nine in ten of those centred in the hole are removed
+        keep = (film[r, c] >= 0.5) | (rng.random(len(particles)) < 0.1)
+        particles = [p for p, k in zip(particles, keep.tolist(), strict=True) if k]
+    out = render(particles, shape, px, imaging, rng, regime=regime, film=film)
     out.info = {
         "median_diameter_nm": population.median_diameter_nm,
         "sigma_log": population.sigma_log,
         "overlap_fraction": population.overlap_fraction,
         "coverage": population.coverage,
         "aggregate_fraction": population.aggregate_fraction,
+        "film_hole_fraction": float(np.mean(film < 0.5)) if film is not None else 0.0,
     }
     return out
 

@@ -26,15 +26,19 @@ struct FormParams {
     double background = 1.0;     // mean background level
     double carbon_amp = 0.05;    // sigma of the support texture relative to the background
     double lattice_amp = 0.0;    // relative fringe amplitude (0: no fringes)
+    double vacuum = 1.0;         // level of a hole in the support film, relative to the film
 };
 
 // out = the noiseless, unblurred image. `tex` is the raw band-limited texture; it is scaled
-// to unit standard deviation here (population sigma over the frame, as numpy's std).
+// to unit standard deviation here (population sigma over the frame, as numpy's std). `film`
+// (may be null: film everywhere) is the support film's cover, 1 on the film, 0 in a hole.
 //   eff = thick > 0 ? contrast_w : 0, rel = lattice / max(thick, 1e-6), t = tex / sd(tex)
-//   BF:    bg * exp(-mu eff) * (1 + la * rel * (1 - exp(-thick / 2))) * (1 + ca t)
-//   HAADF: bg * (1 + ca t) + mu * eff^gamma * (1 + la * rel)
+//   S = bg * (v + (1 - v) m + ca t m)   (m: film cover, v: vacuum level; m = 1 gives bg(1 + ca t))
+//   BF:    S * exp(-mu eff) * (1 + la * rel * (1 - exp(-thick / 2)))
+//   HAADF: S + mu * eff^gamma * (1 + la * rel)
 inline void form(const float* thick, const float* contrast_w, const float* lattice,
-                 const float* tex, float* out, std::size_t n, const FormParams& p) {
+                 const float* tex, const float* film, float* out, std::size_t n,
+                 const FormParams& p) {
     double sum = 0.0, sum2 = 0.0;
     for (std::size_t i = 0; i < n; ++i) {
         const double t = tex[i];
@@ -48,11 +52,18 @@ inline void form(const float* thick, const float* contrast_w, const float* latti
     const float tex_scale = static_cast<float>(sd > 0 ? p.carbon_amp / sd : p.carbon_amp);
     const auto mu = static_cast<float>(p.mu), la = static_cast<float>(p.lattice_amp),
                bg = static_cast<float>(p.background), gam = static_cast<float>(p.gamma);
+    const auto vac = static_cast<float>(p.vacuum);
     const bool fringes = p.lattice_amp != 0.0;
     for (std::size_t i = 0; i < n; ++i) {
         const float th = thick[i];
         const float eff = th > 0.0f ? contrast_w[i] : 0.0f;
-        const float support = bg * (1.0f + tex_scale * tex[i]);
+        float support;
+        if (film == nullptr) {
+            support = bg * (1.0f + tex_scale * tex[i]);
+        } else {
+            const float m = film[i];
+            support = bg * (vac + (1.0f - vac) * m + tex_scale * tex[i] * m);
+        }
         float v;
         if (!p.haadf) {
             float sig = std::exp(-mu * eff);

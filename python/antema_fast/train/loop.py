@@ -39,6 +39,10 @@ class TrainConfig:
         ``"unet"`` or ``"deeplabv3plus"``.
     base : int
         U-Net base width.
+    refine_blocks : int
+        U-Net: residual blocks at full resolution after the refinement (see
+        :class:`antema_fast.train.models.CompactUNet`); they start as the identity, so a run
+        can add them to a checkpoint without them (``init_from``).
     steps : int
         Optimiser steps.
     batch : int
@@ -72,6 +76,7 @@ class TrainConfig:
     out_dir: str = "train_run"
     model: str = "unet"
     base: int = 16
+    refine_blocks: int = 0
     steps: int = 3000
     batch: int = 8
     tile: int = 256
@@ -96,7 +101,9 @@ class TrainConfig:
     )
 
     def model_kwargs(self) -> dict[str, Any]:
-        return {"base": self.base} if self.model == "unet" else {}
+        if self.model != "unet":
+            return {}
+        return {"base": self.base, "refine_blocks": self.refine_blocks}
 
 
 def _progress(cfg: TrainConfig, step: int, wall_s: float) -> float:
@@ -192,11 +199,25 @@ class Trainer:
         self.val_synth = D.synthetic_set(cfg.val_synthetic, cfg.tile, cfg.seed + 777)
         self.best = -1.0
         if cfg.init_from:  # fine-tuning: weights only, fresh optimiser and schedule
-            st = torch.load(cfg.init_from, map_location="cpu", weights_only=False)
-            self.model.load_state_dict(st["model"])
+            self._init_weights(Path(cfg.init_from))
         ck = self.out / "checkpoint.pt"
         if ck.exists():
             self.load(ck)
+
+    def _init_weights(self, path: Path) -> None:
+        """Weights of a checkpoint; modules the checkpoint lacks keep their initialisation
+        only if they are new full-resolution blocks (which start as the identity)."""
+        st = torch.load(path, map_location="cpu", weights_only=False)
+        res = self.model.load_state_dict(st["model"], strict=False)
+        foreign = [k for k in res.missing_keys if not k.startswith("post.")]
+        if res.unexpected_keys or foreign:
+            raise ValueError(
+                f"{path}: checkpoint does not fit the model {self.cfg.model!r} "
+                f"(missing {foreign[:5]}, unexpected {res.unexpected_keys[:5]})"
+            )
+        if res.missing_keys:
+            n = len({k.split(".")[1] for k in res.missing_keys})
+            print(f"init from {path}: {n} new full-resolution block(s)", file=self.log)
 
     # -- checkpoints --------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:

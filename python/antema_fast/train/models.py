@@ -27,6 +27,25 @@ class _Double(nn.Sequential):
         super().__init__(_cbr(cin, cout), _cbr(cout, cout))
 
 
+class _FullResBlock(nn.Module):
+    """Residual block for the full-resolution stage: 3×3 expansion, ReLU, 1×1 projection.
+
+    The projection's batch-norm scale starts at zero, so a new block is the identity: blocks
+    added to a trained network (``init_from``) leave its output unchanged until they learn.
+    """
+
+    def __init__(self, channels: int, width: int) -> None:
+        super().__init__()
+        last = nn.BatchNorm2d(channels)
+        nn.init.zeros_(last.weight)
+        self.body = nn.Sequential(
+            _cbr(channels, width), nn.Conv2d(width, channels, 1, bias=False), last
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(x + self.body(x))
+
+
 class CompactUNet(nn.Module):
     """U-Net that works at half resolution behind a stride-2 stem, with a full-res refinement.
 
@@ -42,9 +61,21 @@ class CompactUNet(nn.Module):
         Downsamplings inside the half-resolution U-Net (``pad_multiple = 2**(depth+1)``).
     full_res_channels : int
         Channels of the full-resolution branch.
+    refine_blocks : int
+        Residual blocks (:class:`_FullResBlock`) after the full-resolution refinement: more
+        capacity where the boundary is decided, at ``refine_width`` channels inside.
+    refine_width : int
+        Expansion width of those blocks.
     """
 
-    def __init__(self, base: int = 16, depth: int = 4, full_res_channels: int = 8) -> None:
+    def __init__(
+        self,
+        base: int = 16,
+        depth: int = 4,
+        full_res_channels: int = 8,
+        refine_blocks: int = 0,
+        refine_width: int = 32,
+    ) -> None:
         super().__init__()
         self.pad_multiple = 2 ** (depth + 1)
         f = full_res_channels
@@ -56,6 +87,7 @@ class CompactUNet(nn.Module):
             _Double(widths[i + 1] + widths[i], widths[i]) for i in reversed(range(depth))
         )
         self.refine = _cbr(base + f, f)
+        self.post = nn.Sequential(*(_FullResBlock(f, refine_width) for _ in range(refine_blocks)))
         self.head = nn.Conv2d(f, 1, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -71,7 +103,7 @@ class CompactUNet(nn.Module):
             h = F.interpolate(h, size=s.shape[-2:], mode="bilinear", align_corners=False)
             h = blk(torch.cat([h, s], dim=1))
         h = F.interpolate(h, size=f0.shape[-2:], mode="bilinear", align_corners=False)
-        return self.head(self.refine(torch.cat([h, f0], dim=1)))
+        return self.head(self.post(self.refine(torch.cat([h, f0], dim=1))))
 
 
 class _Basic(nn.Module):
