@@ -277,6 +277,8 @@ def test_write_dataset(tmp_path) -> None:  # type: ignore[no-untyped-def]
     text = (tmp_path / "particles.csv").read_text().splitlines()
     assert text[0].startswith("image,identity,equivalent_diameter_nm")
     assert len(text) - 1 == sum(int(r["n_particles"]) for r in rows)  # type: ignore[call-overload]
+    index = (tmp_path / "images.csv").read_text().splitlines()
+    assert index[0].endswith(",film_hole_fraction") and len(index) == 3
 
 
 def test_cli_synth(tmp_path) -> None:  # type: ignore[no-untyped-def]
