@@ -29,6 +29,10 @@ Thicknesses of overlapping particles add, so overlaps are darker (bright field) 
 * ``"lowdose"``: bright field at a few electrons per pixel (liquid-cell / in situ like).
 * ``"mixed"``: one of the above at random (the training mix).
 
+In any regime, one field in seven shows the edge of a hole in the support film
+(:func:`draw_film`): vacuum without carbon texture, brighter than the film in bright field and
+darker in HAADF, with few particles inside.
+
 Notes
 -----
 Units: positions and sizes in nm, ``pixel_size_nm`` in nm per pixel; pixel ``(r, c)`` covers
