@@ -118,7 +118,7 @@ def test_tiled_4096_equals_untiled_and_has_no_seams(test_model: Path) -> None:
 def test_tiled_shipped_model_no_seams(shipped_model: Path, side: int, n_tiles: int) -> None:
     from antema_fast.synth import generate
 
-    s = generate(seed=11, shape=(side, side), regime="tem", film_hole=False)
+    s = generate(seed=11, shape=(side, side), regime="tem")  # both sizes: film-hole fields
     untiled = Segmenter(Settings(tile_size=4096), backend="onnxruntime", model=shipped_model)
     tiled = Segmenter(Settings(tile_size=2048), backend="onnxruntime", model=shipped_model)
     a, b = untiled.segment(s.image), tiled.segment(s.image)
