@@ -139,6 +139,17 @@ py::tuple place_py(const Arr<double>& diam, const Arr<std::int32_t>& groups, dou
                           to_numpy(std::move(r.x)));
 }
 
+// The data of an optional canvas (nullptr when None) after checking its shape.
+const float* optional_canvas(const std::optional<Arr<float>>& a, int rows, int cols,
+                             const std::string& what, const char* like) {
+    if (!a) return nullptr;
+    const auto [r, c] = shape2d(*a, what.c_str());
+    if (r != rows || c != cols) {
+        throw py::value_error(what + " must have the shape of " + like);
+    }
+    return a->data();
+}
+
 py::array_t<float> form_py(const Arr<float>& thick, const Arr<float>& contrast_w,
                            const Arr<float>& lattice, const Arr<float>& tex, bool haadf,
                            double mu, double gamma, double background, double carbon_amp,
@@ -152,14 +163,7 @@ py::array_t<float> form_py(const Arr<float>& thick, const Arr<float>& contrast_w
                                   std::to_string(rows) + " x " + std::to_string(cols) + ")");
         }
     }
-    const float* fm = nullptr;
-    if (film) {
-        const auto [r, c] = shape2d(*film, "film");
-        if (r != rows || c != cols) {
-            throw py::value_error("synth_form: film must have the shape of thick");
-        }
-        fm = film->data();
-    }
+    const float* fm = optional_canvas(film, rows, cols, "synth_form: film", "thick");
     if (!(std::isfinite(vacuum) && vacuum >= 0.0)) {
         throw py::value_error("synth_form: vacuum must be a finite number >= 0");
     }
@@ -181,14 +185,7 @@ void expose_py(Arr<float>& img, const std::optional<Arr<float>>& gain_field, dou
                double ga, double gb, double gc, double gain0, double gain1, double dose_scale,
                std::uint64_t seed, int threads) {
     const auto [rows, cols] = shape2d(img, "img");
-    const float* gf = nullptr;
-    if (gain_field) {
-        const auto [r, c] = shape2d(*gain_field, "gain_field");
-        if (r != rows || c != cols) {
-            throw py::value_error("synth_expose: gain_field must have the shape of img");
-        }
-        gf = gain_field->data();
-    }
+    const float* gf = optional_canvas(gain_field, rows, cols, "synth_expose: gain_field", "img");
     const antema::synth::ExposeParams p{gradient, ga, gb, gc, gain0, gain1, dose_scale, seed};
     float* o = img.mutable_data();
     py::gil_scoped_release release;
