@@ -269,3 +269,108 @@ def test_cli_train_stop_at_then_resume(tmp_path: Path, capsys: pytest.CaptureFix
     assert torch.load(out / "checkpoint.pt", weights_only=False)["step"] == 4
     with pytest.raises(SystemExit):
         main([*args, "--stop-at", "0"])
+
+
+def test_onnx_weights_come_back_into_torch_with_recalibrated_batch_norms(tmp_path: Path) -> None:
+    """An exported graph (batch norms folded into the convolutions) loads back into a fresh
+    model: eval mode computes the graph's function; with calibration batches the batch norms
+    hold those batches' statistics, so train mode on the same batch computes it too."""
+    import dataclasses
+
+    from antema_fast.train.export import export_onnx, import_onnx_weights
+
+    src = Trainer(
+        dataclasses.replace(_cfg(tmp_path / "src", [], 3), refine_blocks=1), log=io.StringIO()
+    )
+    src.run()
+    path = tmp_path / "src" / "antema-unet.onnx"
+    rng = np.random.default_rng(5)
+    x = rng.random((2, 1, 64, 96)).astype(np.float32)
+
+    plain = build_model("unet", base=8, refine_blocks=1)
+    assert import_onnx_weights(plain, path) == sum(
+        isinstance(m, torch.nn.Conv2d) for m in plain.modules()
+    )
+    assert onnx_matches_torch(plain.eval(), path, x, atol=2e-5) <= 2e-5
+    bn = plain.stem[0][1]
+    torch.testing.assert_close(bn.running_mean, torch.zeros_like(bn.running_mean))
+
+    calibrated = build_model("unet", base=8, refine_blocks=1)
+    import_onnx_weights(calibrated, path, [x])
+    assert onnx_matches_torch(calibrated.eval(), path, x, atol=2e-5) <= 2e-5
+    bn = calibrated.stem[0][1]
+    assert float(bn.running_var.min()) > 0 and float(bn.running_mean.abs().max()) > 0
+    with torch.no_grad():
+        train_mode = torch.sigmoid(calibrated.train()(torch.from_numpy(x))).numpy()
+        eval_mode = torch.sigmoid(calibrated.eval()(torch.from_numpy(x))).numpy()
+    assert float(np.abs(train_mode - eval_mode).max()) < 1e-4
+    # a re-export of the imported model is the same function again
+    again = export_onnx(
+        calibrated, tmp_path / "again.onnx", preprocessing=src.pre, pad_multiple=32, fp16=False
+    )
+    assert onnx_matches_torch(src.model.eval(), again, x, atol=2e-5) <= 2e-5
+
+    with pytest.raises(ValueError, match="src/antema-unet.onnx.*(shape|no weights|matches no)"):
+        import_onnx_weights(build_model("unet", base=16), path)
+    with pytest.raises(ValueError, match="matches no convolution"):
+        import_onnx_weights(build_model("unet", base=8), path)  # the graph has a block more
+
+
+def _jaccard_loss_of_errors(target: np.ndarray, wrong: np.ndarray) -> float:
+    """1 − IoU when exactly the pixels in ``wrong`` are predicted wrongly (the definition)."""
+    pred = np.where(wrong, 1 - target, target)
+    inter = np.sum((pred == 1) & (target == 1))
+    union = np.sum((pred == 1) | (target == 1))
+    return 1.0 - inter / union if union else 0.0
+
+
+def test_lovasz_hinge_is_the_jaccard_loss_on_binary_errors_and_zero_with_margin() -> None:
+    from antema_fast.train.loop import LOSSES, lovasz_hinge
+
+    rng = np.random.default_rng(11)
+    for _ in range(20):
+        t = (rng.random((2, 1, 7, 9)) < rng.uniform(0.1, 0.9)).astype(np.float32)
+        wrong = rng.random(t.shape) < rng.uniform(0.0, 0.5)
+        sign = 2 * t - 1
+        # logit 0 on a wrong pixel (hinge error 1), a margin of 2 on a right one (error 0)
+        z = np.where(wrong, 0.0, 2.0 * sign).astype(np.float32)
+        got = float(lovasz_hinge(torch.from_numpy(z), torch.from_numpy(t)))
+        assert got == pytest.approx(_jaccard_loss_of_errors(t, wrong), abs=1e-6)
+    t = torch.from_numpy((rng.random((1, 1, 16, 16)) < 0.3).astype(np.float32))
+    assert float(lovasz_hinge(4 * (2 * t - 1), t)) == 0.0
+    # the surrogate is piecewise linear and grows with each error: a worse logit costs more
+    z0 = torch.zeros_like(t)
+    assert float(lovasz_hinge(z0 - 1, t)) > float(lovasz_hinge(z0, t)) > 0
+    # its gradient pushes particle logits up and background logits down
+    z = torch.zeros_like(t, requires_grad=True)
+    LOSSES["bce-lovasz"](z, t).backward()
+    g = z.grad.numpy()
+    assert np.all(g[t.numpy() == 1] < 0) and np.all(g[t.numpy() == 0] > 0)
+
+
+def test_fine_tune_from_an_onnx_file_with_the_lovasz_loss(tmp_path: Path) -> None:
+    """`antema train --init-from model.onnx --loss bce-lovasz` starts from the file's function
+    and trains; an unknown loss is refused."""
+    import dataclasses
+
+    from antema_fast.cli import main
+
+    Trainer(_cfg(tmp_path / "src", [], 2), log=io.StringIO()).run()
+    path = tmp_path / "src" / "antema-unet.onnx"
+    log = io.StringIO()
+    cfg = dataclasses.replace(_cfg(tmp_path / "ft", [], 3), init_from=str(path), loss="bce-lovasz")
+    ft = Trainer(cfg, log=log)
+    assert "batch norms recalibrated" in log.getvalue()
+    x = np.random.default_rng(2).random((1, 1, 64, 64)).astype(np.float32)
+    assert onnx_matches_torch(ft.model.eval(), path, x, atol=2e-5) <= 2e-5
+    before = [p.detach().clone() for p in ft.model.parameters()]
+    ft.run()
+    assert any(not torch.equal(a, b) for a, b in zip(before, ft.model.parameters(), strict=True))
+    assert (tmp_path / "ft" / "antema-unet.onnx").exists()
+    with pytest.raises(ValueError, match="loss"):
+        Trainer(dataclasses.replace(cfg, out_dir=str(tmp_path / "x"), loss="focal"))
+    args = ["train", "--out-dir", str(tmp_path / "cli"), "--base", "8", "--steps", "1"]
+    args += ["--batch", "2", "--tile", "64", "--threads", "1", "--validate-every", "1000"]
+    args += ["--init-from", str(path), "--loss", "bce-lovasz"]
+    assert main(args) == 0
+    assert (tmp_path / "cli" / "antema-unet.onnx").exists()

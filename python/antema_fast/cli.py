@@ -580,7 +580,14 @@ def _add_train(sub: argparse._SubParsersAction) -> Runner:  # type: ignore[type-
         "--init-from",
         default=None,
         metavar="CHECKPOINT",
-        help="start from these model weights (fine-tuning phase; fresh optimiser and schedule)",
+        help="start from these model weights, a checkpoint.pt or an ONNX file of this package "
+        "such as the shipped model (fine-tuning phase; fresh optimiser and schedule)",
+    )
+    p.add_argument(
+        "--loss",
+        default="bce-dice",
+        choices=["bce-dice", "bce-lovasz"],
+        help="cross-entropy + soft Dice (default) or + the Lovász hinge (a surrogate of the IoU)",
     )
     p.add_argument(
         "--stop-at",
@@ -627,6 +634,7 @@ def _run_train(args: argparse.Namespace) -> int:
         name=args.name,
         time_budget_min=args.time_budget_min,
         init_from=args.init_from,
+        loss=args.loss,
     )
     if args.stop_at is not None and args.stop_at < 1:
         raise SystemExit(f"antema train: --stop-at must be ≥ 1, got {args.stop_at}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -128,3 +129,155 @@ def onnx_matches_torch(
     if err > atol:
         raise AssertionError(f"{path}: ONNX Runtime differs from torch by {err:.3g} > {atol}")
     return err
+
+
+def _conv_bn_pairs(model: nn.Module) -> dict[str, tuple[nn.Conv2d, nn.BatchNorm2d | None]]:
+    """Every ``Conv2d`` by its module path, with the ``BatchNorm2d`` registered right after it
+    (the one the exporter folds into it) or None."""
+    mods = list(model.named_modules())
+    out: dict[str, tuple[nn.Conv2d, nn.BatchNorm2d | None]] = {}
+    for i, (name, m) in enumerate(mods):
+        if isinstance(m, nn.Conv2d):
+            nxt = mods[i + 1][1] if i + 1 < len(mods) else None
+            bn = (
+                nxt
+                if isinstance(nxt, nn.BatchNorm2d) and nxt.num_features == m.out_channels
+                else None
+            )
+            out[name] = (m, bn)
+    return out
+
+
+def _module_path(node_name: str) -> str:
+    """``/model/post/post.0/body/body.0/body.0.0/Conv`` → ``post.0.body.0.0``: the exporter's
+    scopes name a container's children ``<container>.<i>``; ``model`` is :class:`WithSigmoid`."""
+    parts = [p for p in node_name.split("/") if p][:-1]
+    if parts[:1] == ["model"]:
+        parts = parts[1:]
+    path, last = "", ""
+    for comp in parts:
+        if last and comp.startswith(last + "."):
+            path += comp[len(last) :]
+        else:
+            path = f"{path}.{comp}" if path else comp
+        last = comp
+    return path
+
+
+def import_onnx_weights(
+    model: nn.Module,
+    path: str | Path,
+    calibration: Iterable[np.ndarray] = (),
+) -> int:
+    """Load the weights of an ONNX file written by :func:`export_onnx` into ``model``.
+
+    The exporter folds each batch norm into the convolution before it, so the graph holds one
+    weight and bias per convolution. They go back into the convolution (weight) and its batch
+    norm, which is set so that in eval mode the model computes exactly the graph's function.
+    With ``calibration`` batches (``[N, 1, H, W]`` float32, preprocessed) the batch norms get
+    the running mean and variance of their inputs on those batches, with scale and shift set
+    to keep the function unchanged: training in train mode then starts where the graph is
+    (batch statistics close to the running ones) instead of from normalised activations
+    whose folded scale was lost. Without them a batch norm is the identity plus the bias
+    (fine for eval mode or frozen batch norms only).
+
+    Convolution nodes are matched to modules by the module path in the node name
+    (``/model/<...>/<path>/Conv``, as the TorchScript exporter writes it); every convolution of
+    the model must be found once with the same weight shape. Returns the number of
+    convolutions loaded; raises ``ValueError`` naming the file when the graph does not fit.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    path = Path(path)
+    graph = onnx.load(str(path)).graph
+    init = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    convs = _conv_bn_pairs(model)
+    found: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
+    for node in graph.node:
+        if node.op_type != "Conv":
+            continue
+        key = _module_path(node.name)
+        if key not in convs or key in found or node.input[1] not in init:
+            raise ValueError(f"{path}: Conv node {node.name!r} matches no convolution of the model")
+        w = init[node.input[1]]
+        b = init[node.input[2]] if len(node.input) > 2 and node.input[2] else None
+        if tuple(w.shape) != tuple(convs[key][0].weight.shape):
+            raise ValueError(
+                f"{path}: {key}: weight shape {w.shape} in the file, "
+                f"{tuple(convs[key][0].weight.shape)} in the model"
+            )
+        found[key] = (w, b)
+    missing = sorted(set(convs) - set(found))
+    if missing:
+        raise ValueError(f"{path}: the graph has no weights for {missing[:5]}")
+    with torch.no_grad():
+        for key, (conv, bn) in convs.items():
+            w, b = found[key]
+            conv.weight.copy_(torch.from_numpy(np.array(w)))
+            bias = (
+                torch.from_numpy(np.array(b)) if b is not None else torch.zeros(conv.out_channels)
+            )
+            if bn is None:
+                if conv.bias is None:
+                    if b is not None and np.any(b != 0):
+                        raise ValueError(f"{path}: {key} has a bias the model lacks")
+                else:
+                    conv.bias.copy_(bias)
+                continue
+            if conv.bias is not None:
+                conv.bias.zero_()
+            bn.weight.fill_(1.0)
+            bn.bias.copy_(bias)
+            bn.running_mean.zero_()
+            bn.running_var.fill_(1.0 - bn.eps)
+    batches = list(calibration)
+    if batches:
+        _calibrate_batch_norms(model, convs, batches)
+    return len(found)
+
+
+def _calibrate_batch_norms(
+    model: nn.Module,
+    convs: dict[str, tuple[nn.Conv2d, nn.BatchNorm2d | None]],
+    batches: list[np.ndarray],
+) -> None:
+    """Running statistics of each folded batch norm's input, function kept (see above)."""
+    sums: dict[str, list[torch.Tensor]] = {}
+    hooks = []
+
+    def hook(key: str):  # type: ignore[no-untyped-def]
+        def f(mod: nn.Module, inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
+            z = inp[0].double()
+            acc = sums.setdefault(key, [torch.zeros(z.shape[1], dtype=torch.float64)] * 3)
+            acc[0] = acc[0] + z.sum(dim=(0, 2, 3))
+            acc[1] = acc[1] + (z * z).sum(dim=(0, 2, 3))
+            acc[2] = acc[2] + z.numel() / z.shape[1]
+
+        return f
+
+    for key, (_, bn) in convs.items():
+        if bn is not None:
+            hooks.append(bn.register_forward_hook(hook(key)))
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for x in batches:
+                model(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)))
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was)
+    with torch.no_grad():
+        for key, (_, bn) in convs.items():
+            if bn is None:
+                continue
+            s, ss, n = sums[key]
+            mean = s / n
+            var = torch.clamp(ss / n - mean * mean, min=0.0)
+            # eval: (z − m)/√(v+ε)·√(v+ε) + (b + m) = z + b, the folded function
+            bn.running_mean.copy_(mean.float())
+            bn.running_var.copy_(var.float())
+            bn.weight.copy_(torch.sqrt(var + bn.eps).float())
+            bn.bias.add_(mean.float())

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from .._preprocess import Preprocessing
 from . import data as D
-from .export import export_onnx
+from .export import export_onnx, import_onnx_weights
 from .models import build_model, count_parameters
 
 DEFAULT_PREPROCESSING = Preprocessing(
@@ -69,8 +69,14 @@ class TrainConfig:
         first, and the cosine decay follows whichever is further along (so a time-limited run
         still ends at the low learning rate).
     init_from : str or None
-        Checkpoint whose model weights start the run (a second, fine-tuning phase); the optimiser
-        and schedule start fresh. A checkpoint in ``out_dir`` (resume) takes precedence.
+        Checkpoint, or ONNX file written by this package (a shipped model), whose model weights
+        start the run (a second, fine-tuning phase); the optimiser and schedule start fresh. An
+        ONNX file's folded batch norms are rebuilt with statistics measured on a few training
+        batches (:func:`antema_fast.train.export.import_onnx_weights`). A checkpoint in
+        ``out_dir`` (resume) takes precedence.
+    loss : str
+        ``"bce-dice"`` (binary cross-entropy + soft Dice) or ``"bce-lovasz"`` (binary
+        cross-entropy + the Lovász hinge, a surrogate of the pooled IoU); see :data:`LOSSES`.
     """
 
     out_dir: str = "train_run"
@@ -94,6 +100,7 @@ class TrainConfig:
     export_every: int = 500
     time_budget_min: float | None = None
     init_from: str | None = None
+    loss: str = "bce-dice"
     val_synthetic: int = 3
     name: str = "antema-unet"
     preprocessing: dict[str, Any] = field(
@@ -133,6 +140,35 @@ def loss_fn(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return bce + (1 - dice)
 
 
+def lovasz_hinge(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Lovász hinge of the particle class over the whole batch (Berman et al., CVPR 2018).
+
+    A convex surrogate of 1 − IoU pooled over every pixel of the batch, the quantity the
+    model is judged by: each pixel's hinge error ``1 − logit·sign`` (sign +1 particle, −1
+    background) is weighted by how much the IoU loss grows when that pixel is added, in order
+    of decreasing error (the gradient of the Lovász extension of the Jaccard loss). The
+    decision boundary is logit 0 (probability 0.5).
+    """
+    z = logits.reshape(-1)
+    t = target.reshape(-1)
+    errors = 1.0 - z * (2.0 * t - 1.0)
+    errors, order = torch.sort(errors, descending=True)
+    t = t[order]
+    positives = t.sum()
+    # Jaccard loss of the k pixels with the largest errors taken as the wrong ones
+    intersection = positives - t.cumsum(0)
+    union = positives + (1.0 - t).cumsum(0)
+    jaccard = 1.0 - intersection / union.clamp(min=1.0)
+    grad = torch.cat([jaccard[:1], jaccard[1:] - jaccard[:-1]])
+    return torch.dot(F.relu(errors), grad.detach())
+
+
+LOSSES = {
+    "bce-dice": loss_fn,
+    "bce-lovasz": lambda z, t: F.binary_cross_entropy_with_logits(z, t) + lovasz_hinge(z, t),
+}
+
+
 def _atomic_save(obj: Any, path: Path) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(obj, tmp)
@@ -157,6 +193,8 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         torch.set_num_threads(max(int(cfg.threads), 1))
         torch.manual_seed(cfg.seed)
+        if cfg.loss not in LOSSES:
+            raise ValueError(f"loss: expected one of {sorted(LOSSES)}, got {cfg.loss!r}")
         self.pre = Preprocessing(**cfg.preprocessing)
         self.model = build_model(cfg.model, **cfg.model_kwargs())
         pm = int(getattr(self.model, "pad_multiple", 32))
@@ -205,8 +243,14 @@ class Trainer:
             self.load(ck)
 
     def _init_weights(self, path: Path) -> None:
-        """Weights of a checkpoint; modules the checkpoint lacks keep their initialisation
-        only if they are new full-resolution blocks (which start as the identity)."""
+        """Weights of a checkpoint or ONNX file; modules the checkpoint lacks keep their
+        initialisation only if they are new full-resolution blocks (which start as the identity)."""
+        if path.suffix == ".onnx":
+            # batches far beyond any run's steps: not the ones training will draw
+            calib = (self.sampler.batch(10**9 + i, self.cfg.batch)[0] for i in range(4))
+            n = import_onnx_weights(self.model, path, calib)
+            print(f"init from {path}: {n} convolutions, batch norms recalibrated", file=self.log)
+            return
         st = torch.load(path, map_location="cpu", weights_only=False)
         res = self.model.load_state_dict(st["model"], strict=False)
         foreign = [k for k in res.missing_keys if not k.startswith("post.")]
@@ -331,7 +375,7 @@ class Trainer:
                 g["lr"] = lr
             x, y = self.sampler.batch(self.step, cfg.batch)
             logits = self.model(torch.from_numpy(x))
-            loss = loss_fn(logits, torch.from_numpy(y))
+            loss = LOSSES[cfg.loss](logits, torch.from_numpy(y))
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             self.opt.step()
