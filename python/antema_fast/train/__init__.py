@@ -3,7 +3,8 @@
 Submodules: :mod:`.models` (compact U-Net, DeepLabv3+ / ResNet-18, plain torch), :mod:`.data`
 (synthetic + real tiles, augmentation; torch-free), :mod:`.loop` (:class:`TrainConfig`,
 :class:`Trainer`), :mod:`.export` (ONNX + FP16), :mod:`.evaluate` (torch-free evaluation of an
-ONNX model). ``python -m antema_fast.train --help`` runs the same command as ``antema train``.
+ONNX model), :mod:`.bound` (the IoU an ideal observer could reach on a synthetic image;
+torch-free). ``python -m antema_fast.train --help`` runs the same command as ``antema train``.
 
 Torch is imported only by the submodules that need it, so ``antema_fast.train.evaluate`` and
 ``antema_fast.train.data`` work without the extra.

@@ -163,6 +163,7 @@ def evaluate_model(
     threads: int = 2,
     timing_size: int = 1024,
     timing_repeats: int = 3,
+    ceiling: bool = False,
 ) -> dict[str, Any]:
     """Evaluate an ONNX model on a fresh synthetic test set (per regime), real pairs, and time it.
 
@@ -180,6 +181,10 @@ def evaluate_model(
         ONNX Runtime intra-op threads.
     timing_size : int
         Side of the square image used for the timing (0 skips the timing).
+    ceiling : bool
+        Also estimate, per regime, the pooled particle IoU an ideal observer could reach on the
+        same synthetic images (:func:`antema_fast.train.bound.iou_ceiling`; ``ceiling_iou``
+        beside ``iou``). Costly: every particle is re-rendered six times.
 
     Returns
     -------
@@ -187,6 +192,7 @@ def evaluate_model(
         ``synthetic`` (``all`` and per regime), ``real``, ``timing``.
     """
     from .. import synth
+    from .bound import iou_ceiling
     from .data import load_pairs, synthetic_set
 
     seg = OnnxSegmenter(Path(model_path), threads=threads)
@@ -196,12 +202,17 @@ def evaluate_model(
         per: dict[str, Any] = {}
         counts_all = np.zeros((2, 2), np.int64)
         inst_all: list[dict[str, float]] = []
+        bound_all = np.zeros(2)
         for regime in synth.REGIMES:
             counts = np.zeros((2, 2), np.int64)
             inst = []
+            bound = np.zeros(2)  # ideal observer's expected intersection, union
             for r, s in test:
                 if r != regime:
                     continue
+                if ceiling:
+                    c = iou_ceiling(s)
+                    bound += (c["intersection"], c["union"])
                 pred = seg.predict(s.image)
                 counts += M.confusion_counts(pred, s.semantic)
                 inst.append(
@@ -214,7 +225,12 @@ def evaluate_model(
             per[regime] = _summ(counts, inst)
             counts_all += counts
             inst_all += inst
+            if ceiling:
+                per[regime]["ceiling_iou"] = float(bound[0] / bound[1])
+                bound_all += bound
         per["all"] = _summ(counts_all, inst_all)
+        if ceiling:
+            per["all"]["ceiling_iou"] = float(bound_all[0] / bound_all[1])
         report["synthetic"] = per
         report["synthetic_per_regime"] = synthetic_per_regime
     if real_folder is not None:

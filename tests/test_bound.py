@@ -1,0 +1,69 @@
+"""The ideal-observer IoU ceiling of a synthetic micrograph (antema_fast.train.bound)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from antema_fast import synth
+from antema_fast.train.bound import (
+    _disc_overlap,
+    expected_disc_iou_terms,
+    iou_ceiling,
+    particle_fisher,
+)
+
+
+def test_disc_overlap_cases_and_lens_against_a_raster() -> None:
+    r = np.array([3.0, 3.0, 5.0, 2.0])
+    assert _disc_overlap(r, r, np.zeros(4)) == pytest.approx(math.pi * r * r)
+    assert _disc_overlap(3.0, 2.0, 5.0) == 0.0 and _disc_overlap(3.0, 2.0, 7.0) == 0.0
+    assert _disc_overlap(5.0, 2.0, 1.5) == pytest.approx(math.pi * 4.0)  # inside
+    # a lens, against counting the points of a fine grid in both discs
+    r1, r2, d = 4.0, 3.0, 5.0
+    g = np.arange(-8, 12, 0.01) + 0.005
+    yy, xx = np.meshgrid(g, g, indexing="ij")
+    both = (yy**2 + xx**2 < r1 * r1) & (yy**2 + (xx - d) ** 2 < r2 * r2)
+    assert float(_disc_overlap(r1, r2, d)) == pytest.approx(both.sum() * 1e-4, rel=2e-3)
+
+
+def test_expected_terms_without_error_are_the_area_and_shrink_with_error() -> None:
+    rng = np.random.default_rng(0)
+    i, u = expected_disc_iou_terms(50.0, np.zeros((3, 3)), rng)
+    assert i == pytest.approx(50.0) and u == pytest.approx(50.0)
+    i1, u1 = expected_disc_iou_terms(50.0, np.diag([0.01, 0.1, 0.1]), rng, 4000)
+    i2, u2 = expected_disc_iou_terms(50.0, np.diag([0.04, 0.4, 0.4]), rng, 4000)
+    assert 1.0 > i1 / u1 > i2 / u2 > 0.5
+
+
+def _one_sphere(dose: float) -> synth.SynthImage:
+    im = synth.Imaging(style="bf", mu_per_nm=0.1, carbon_amplitude=0.03, dose_per_px=dose)
+    p = synth.Particle(y_nm=16.0, x_nm=16.0, scale_nm=6.0)
+    return synth.render([p], (64, 64), 0.5, im, 1)
+
+
+def test_fisher_information_grows_with_dose_and_the_ceiling_with_it() -> None:
+    f100, area = particle_fisher(_one_sphere(100.0))
+    f400, _ = particle_fisher(_one_sphere(400.0))
+    assert f100.shape == (1, 3, 3) and area[0] > 100
+    np.testing.assert_allclose(f100[0], f100[0].T, rtol=1e-12)
+    assert np.all(np.linalg.eigvalsh(f100[0]) > 0)
+    np.testing.assert_allclose(f400, 4.0 * f100, rtol=1e-9)  # Poisson: information ∝ dose
+    # a sphere: as much information about y as about x
+    assert f100[0, 1, 1] == pytest.approx(f100[0, 2, 2], rel=0.1)
+    c = [iou_ceiling(_one_sphere(d), samples=2000)["iou"] for d in (1.0, 10.0, 1e5)]
+    assert c[0] < c[1] < c[2] and c[2] > 0.999 and c[0] < 0.98
+    assert iou_ceiling(_one_sphere(10.0), sigma_log=0.01)["iou"] > c[1]  # a sharp size prior
+    with pytest.raises(ValueError, match="no shot noise"):
+        particle_fisher(_one_sphere(math.inf))
+
+
+def test_ceiling_of_a_generated_low_dose_field_is_below_one_and_pools() -> None:
+    s = synth.generate(3, (96, 96), "lowdose")
+    c = iou_ceiling(s)
+    assert c["particles"] == len(s.instances) > 0
+    assert 0.5 < c["iou"] < 1.0 and c["union"] >= c["intersection"] > 0
+    hi = iou_ceiling(replace(s, imaging=replace(s.imaging, dose_per_px=1e4)))
+    assert hi["iou"] > c["iou"]
