@@ -67,3 +67,22 @@ def test_ceiling_of_a_generated_low_dose_field_is_below_one_and_pools() -> None:
     assert 0.5 < c["iou"] < 1.0 and c["union"] >= c["intersection"] > 0
     hi = iou_ceiling(replace(s, imaging=replace(s.imaging, dose_per_px=1e4)))
     assert hi["iou"] > c["iou"]
+
+
+def test_evaluate_reports_the_ceiling_beside_the_model_iou() -> None:
+    from pathlib import Path
+
+    from antema_fast.train.evaluate import evaluate_model
+
+    model = Path(__file__).parents[1] / "python" / "antema_fast" / "models" / "antema-unet.onnx"
+    rep = evaluate_model(
+        model, synthetic_per_regime=1, synthetic_tile=96, timing_size=0, threads=1, ceiling=True
+    )
+    for regime in (*synth.REGIMES, "all"):
+        assert 0.3 < rep["synthetic"][regime]["ceiling_iou"] <= 1.0, regime
+    assert (
+        "ceiling_iou"
+        not in evaluate_model(
+            model, synthetic_per_regime=1, synthetic_tile=64, timing_size=0, threads=1
+        )["synthetic"]["all"]
+    )
