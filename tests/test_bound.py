@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -69,9 +70,13 @@ def test_ceiling_of_a_generated_low_dose_field_is_below_one_and_pools() -> None:
     assert hi["iou"] > c["iou"]
 
 
-def test_evaluate_reports_the_ceiling_beside_the_model_iou() -> None:
-    from pathlib import Path
+def test_evaluate_reports_the_ceiling_beside_the_model_iou(tmp_path: Path) -> None:
+    import copy
+    import json
 
+    import onnx
+    from antema_fast._preprocess import META_METRICS
+    from antema_fast.train.card import release, write_card
     from antema_fast.train.evaluate import evaluate_model
 
     model = Path(__file__).parents[1] / "python" / "antema_fast" / "models" / "antema-unet.onnx"
@@ -86,3 +91,21 @@ def test_evaluate_reports_the_ceiling_beside_the_model_iou() -> None:
             model, synthetic_per_regime=1, synthetic_tile=64, timing_size=0, threads=1
         )["synthetic"]["all"]
     )
+    # the card gets a ceiling column, the metadata the numbers, the targets a word on regimes
+    # whose ceiling is below the target
+    pytest.importorskip("onnxconverter_common")
+    out = release(model, tmp_path, report=rep, training={}, reproduce="antema train ...")
+    card = (tmp_path / "MODEL_CARD.md").read_text(encoding="utf-8")
+    assert "| set | IoU | ceiling |" in card and "ideal observer" in card
+    meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert json.loads(meta[META_METRICS])["synthetic_lowdose_ceiling_iou"] == round(
+        rep["synthetic"]["lowdose"]["ceiling_iou"], 4
+    )
+    low = copy.deepcopy(rep)
+    for regime in synth.REGIMES:
+        low["synthetic"][regime]["ceiling_iou"] = 0.85 if regime == "lowdose" else 0.95
+    text = write_card(tmp_path / "card.md", report=low, training={}, reproduce="")
+    assert "In lowdose even an ideal observer stays below 0.9 (ceiling 0.850)" in text
+    low["synthetic"]["lowdose"]["ceiling_iou"] = 0.95
+    text = write_card(tmp_path / "card.md", report=low, training={}, reproduce="")
+    assert "even an ideal observer" not in text

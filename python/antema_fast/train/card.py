@@ -16,10 +16,12 @@ def _f(v: Any, nd: int = 3) -> str:
     return f"{v:.{nd}f}"
 
 
-def _row(name: str, m: dict[str, Any]) -> str:
+def _row(name: str, m: dict[str, Any], ceiling: bool = False) -> str:
     inst = m.get("instance", {})
     return (
-        f"| {name} | {_f(m['iou'][1])} | {_f(m['dice'][1])} | {_f(m['iou'][0])} | "
+        f"| {name} | {_f(m['iou'][1])} | "
+        + (f"{_f(m.get('ceiling_iou'))} | " if ceiling else "")
+        + f"{_f(m['dice'][1])} | {_f(m['iou'][0])} | "
         f"{_f(m['global_accuracy'])} | {_f(m['class_accuracy'][1])} | "
         f"{_f(inst.get('precision'))} | {_f(inst.get('recall'))} | {_f(inst.get('f1'))} | "
         f"{_f(inst.get('mean_abs_diameter_rel_error'))} | "
@@ -49,6 +51,7 @@ def write_card(
     real = report.get("real")
     timing = report.get("timing", {})
     cfg = training.get("config", {})
+    ceiling = any("ceiling_iou" in m for m in syn.values())
     w = cfg.get("regime_weights") or [0.3, 0.2, 0.2, 0.15, 0.15]  # generate("mixed")'s mix
     mix = [f"{100 * v / sum(w):.0f}" for v in w]
     lines = [
@@ -111,17 +114,25 @@ def write_card(
         "Particle IoU / Dice, background IoU, global accuracy, particle class accuracy; instance "
         "metrics match 8-connected components of prediction and truth one-to-one at IoU ≥ 0.5 "
         "(no separation step; touching particles count as one component on both sides). "
-        "Diameter and count errors are mean |relative error| per image.",
+        "Diameter and count errors are mean |relative error| per image."
+        + (
+            " Ceiling: the pooled particle IoU an ideal observer could reach on the same "
+            "synthetic images (`antema evaluate --ceiling`, `antema_fast.train.bound`)."
+            if ceiling
+            else ""
+        ),
         "",
-        "| set | IoU | Dice | bg IoU | global acc. | class acc. | precision | recall | F1 | "
+        "| set | IoU | "
+        + ("ceiling | " if ceiling else "")
+        + "Dice | bg IoU | global acc. | class acc. | precision | recall | F1 | "
         "mean-diameter error | count error |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if ceiling else ""),
     ]
     for name in ("all", "tem", "hrtem", "haadf", "ultrasmall", "lowdose"):
         if name in syn:
-            lines.append(_row(f"synthetic {name}", syn[name]))
+            lines.append(_row(f"synthetic {name}", syn[name], ceiling))
     if real:
-        lines.append(_row("msaem held-out (5 real)", real))
+        lines.append(_row("msaem held-out (5 real)", real, ceiling))
     lines.append("")
     if real:
         conf = real["confusion"]
@@ -146,6 +157,14 @@ def write_card(
         f"regime {_f(worst)} — {_met(s_iou >= TARGETS['synthetic_iou'])} overall, "
         f"{_met(worst >= TARGETS['synthetic_iou'])} in every regime."
     )
+    beyond = [r for r in syn if r != "all" and syn[r].get("ceiling_iou", 1.0) < 0.9]
+    if beyond:
+        lines.append(
+            f"  In {', '.join(beyond)} even an ideal observer stays below "
+            f"{TARGETS['synthetic_iou']} (ceiling "
+            + ", ".join(_f(syn[r]["ceiling_iou"]) for r in beyond)
+            + "): no model can meet the target there."
+        )
     if real:
         r_iou = real["iou"][1]
         lines.append(
@@ -173,6 +192,8 @@ def compact_metrics(report: dict[str, Any]) -> dict[str, Any]:
     for name, m in report.get("synthetic", {}).items():
         out[f"synthetic_{name}_iou"] = round(float(m["iou"][1]), 4)
         out[f"synthetic_{name}_dice"] = round(float(m["dice"][1]), 4)
+        if "ceiling_iou" in m:
+            out[f"synthetic_{name}_ceiling_iou"] = round(float(m["ceiling_iou"]), 4)
     real = report.get("real")
     if real:
         out["msaem_heldout_iou"] = round(float(real["iou"][1]), 4)
@@ -229,11 +250,13 @@ def release(
             q.key, q.value = key, value
     onnx.checker.check_model(m)
     dst = out / f"{name}.onnx"
-    onnx.save(m, str(dst))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         m16 = float16.convert_float_to_float16(m, keep_io_types=True)
-    onnx.save(m16, str(out / f"{name}.fp16.onnx"))
+    for model, target in ((m, dst), (m16, out / f"{name}.fp16.onnx")):
+        part = target.with_suffix(".part")  # atomic: a crash leaves the old file whole
+        onnx.save(model, str(part))
+        part.replace(target)
     thr = float(threshold) if threshold is not None else _stored_threshold(m)
     write_card(
         out / "MODEL_CARD.md",
