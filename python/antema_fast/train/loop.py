@@ -236,11 +236,11 @@ class Trainer:
         )
         self.val_synth = D.synthetic_set(cfg.val_synthetic, cfg.tile, cfg.seed + 777)
         self.best = -1.0
-        if cfg.init_from:  # fine-tuning: weights only, fresh optimiser and schedule
-            self._init_weights(Path(cfg.init_from))
         ck = self.out / "checkpoint.pt"
-        if ck.exists():
+        if ck.exists():  # resume: the checkpoint's weights replace any init_from
             self.load(ck)
+        elif cfg.init_from:  # fine-tuning: weights only, fresh optimiser and schedule
+            self._init_weights(Path(cfg.init_from))
 
     def _init_weights(self, path: Path) -> None:
         """Weights of a checkpoint or ONNX file; modules the checkpoint lacks keep their
