@@ -374,3 +374,63 @@ def test_fine_tune_from_an_onnx_file_with_the_lovasz_loss(tmp_path: Path) -> Non
     args += ["--init-from", str(path), "--loss", "bce-lovasz"]
     assert main(args) == 0
     assert (tmp_path / "cli" / "antema-unet.onnx").exists()
+
+
+def test_weight_average_is_exported_resumes_exactly_and_follows_its_formula(
+    tmp_path: Path,
+) -> None:
+    """`ema`: the exported ONNX computes the averaged weights, an interrupted run resumes the
+    average exactly, and one update is ``d · avg + (1 − d) · current`` with the ramped decay."""
+    import dataclasses
+
+    from antema_fast.cli import main
+
+    def cfg(out: Path) -> TrainConfig:
+        return dataclasses.replace(_cfg(out, [], 5), ema=0.9)
+
+    ref = Trainer(cfg(tmp_path / "ref"), log=io.StringIO())
+    ref.run()
+    assert ref.ema_model is not None
+    raw, avg = ref.model.state_dict(), ref.ema_model.state_dict()
+    assert any(
+        not torch.allclose(avg[k], raw[k]) for k in raw if raw[k].dtype.is_floating_point
+    ), "the average should differ from the last weights"
+    x = np.random.default_rng(4).random((1, 1, 64, 64)).astype(np.float32)
+    path = tmp_path / "ref" / "antema-unet.onnx"
+    assert onnx_matches_torch(ref.ema_model.eval(), path, x, atol=1e-4) <= 1e-4
+    with pytest.raises(AssertionError, match="differs"):
+        onnx_matches_torch(ref.model.eval(), path, x, atol=1e-4)
+    meta = {p.key: p.value for p in __import__("onnx").load(str(path)).metadata_props}
+    assert "moving average" in json.loads(meta[META_TRAINING])["weights"]
+
+    half = Trainer(cfg(tmp_path / "run"), log=io.StringIO())
+    half.run(until_step=3)
+    resumed = Trainer(cfg(tmp_path / "run"), log=io.StringIO())
+    assert resumed.step == 3
+    resumed.run()
+    assert resumed.ema_model is not None
+    for k, v in avg.items():
+        if v.dtype.is_floating_point:
+            torch.testing.assert_close(resumed.ema_model.state_dict()[k], v, rtol=1e-4, atol=1e-5)
+
+    # one update by hand: at k steps into the average the decay is min(ema, (1+k)/(10+k))
+    t = Trainer(cfg(tmp_path / "one"), log=io.StringIO())
+    assert t.ema_model is not None
+    t.step = 30
+    with torch.no_grad():
+        for p in t.model.parameters():
+            p.add_(1.0)
+    before = {k: v.clone() for k, v in t.ema_model.state_dict().items()}
+    t._update_ema()
+    d = min(0.9, 31 / 40)
+    for k, v in t.model.state_dict().items():
+        if v.dtype.is_floating_point:
+            torch.testing.assert_close(t.ema_model.state_dict()[k], d * before[k] + (1 - d) * v)
+    with pytest.raises(ValueError, match="ema"):
+        Trainer(dataclasses.replace(cfg(tmp_path / "bad"), ema=1.0))
+    args = ["train", "--out-dir", str(tmp_path / "cli"), "--base", "8", "--steps", "2"]
+    args += ["--batch", "2", "--tile", "64", "--threads", "1", "--validate-every", "1000"]
+    args += ["--ema", "0.99"]
+    assert main(args) == 0
+    ck = torch.load(tmp_path / "cli" / "checkpoint.pt", weights_only=False)
+    assert ck["config"]["ema"] == 0.99 and ck["ema_model"] is not None

@@ -590,6 +590,14 @@ def _add_train(sub: argparse._SubParsersAction) -> Runner:  # type: ignore[type-
         help="cross-entropy + soft Dice (default) or + the Lovász hinge (a surrogate of the IoU)",
     )
     p.add_argument(
+        "--ema",
+        type=float,
+        default=0.0,
+        metavar="DECAY",
+        help="validate and export an exponential moving average of the weights with this decay "
+        "(e.g. 0.999, about the last 1,000 steps; default 0 = off)",
+    )
+    p.add_argument(
         "--stop-at",
         type=int,
         default=None,
@@ -635,6 +643,7 @@ def _run_train(args: argparse.Namespace) -> int:
         time_budget_min=args.time_budget_min,
         init_from=args.init_from,
         loss=args.loss,
+        ema=args.ema,
     )
     if args.stop_at is not None and args.stop_at < 1:
         raise SystemExit(f"antema train: --stop-at must be ≥ 1, got {args.stop_at}")

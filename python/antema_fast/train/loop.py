@@ -3,6 +3,7 @@ checkpoints with resume, validation IoU in the progress line, periodic ONNX expo
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -77,6 +78,11 @@ class TrainConfig:
     loss : str
         ``"bce-dice"`` (binary cross-entropy + soft Dice) or ``"bce-lovasz"`` (binary
         cross-entropy + the Lovász hinge, a surrogate of the pooled IoU); see :data:`LOSSES`.
+    ema : float
+        Decay of an exponential moving average of the weights (Polyak averaging; batch-norm
+        statistics are averaged too), e.g. 0.999 ≈ the last 1,000 steps; 0 turns it off. When
+        on, validation, ``best.pt`` and every exported model use the averaged weights, and the
+        checkpoint stores them beside the raw ones (resume continues the average).
     """
 
     out_dir: str = "train_run"
@@ -101,6 +107,7 @@ class TrainConfig:
     time_budget_min: float | None = None
     init_from: str | None = None
     loss: str = "bce-dice"
+    ema: float = 0.0
     val_synthetic: int = 3
     name: str = "antema-unet"
     preprocessing: dict[str, Any] = field(
@@ -195,6 +202,8 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         if cfg.loss not in LOSSES:
             raise ValueError(f"loss: expected one of {sorted(LOSSES)}, got {cfg.loss!r}")
+        if not (isinstance(cfg.ema, (int, float)) and 0.0 <= cfg.ema < 1.0):
+            raise ValueError(f"ema: expected a decay in [0, 1), got {cfg.ema!r}")
         self.pre = Preprocessing(**cfg.preprocessing)
         self.model = build_model(cfg.model, **cfg.model_kwargs())
         pm = int(getattr(self.model, "pad_multiple", 32))
@@ -236,11 +245,36 @@ class Trainer:
         )
         self.val_synth = D.synthetic_set(cfg.val_synthetic, cfg.tile, cfg.seed + 777)
         self.best = -1.0
+        self._ema_start = 0
+        # the averaged copy starts at the initial weights (set again after init or resume)
+        self.ema_model: torch.nn.Module | None = copy.deepcopy(self.model) if cfg.ema else None
         ck = self.out / "checkpoint.pt"
         if ck.exists():  # resume: the checkpoint's weights replace any init_from
             self.load(ck)
         elif cfg.init_from:  # fine-tuning: weights only, fresh optimiser and schedule
             self._init_weights(Path(cfg.init_from))
+            if self.ema_model is not None:
+                self.ema_model.load_state_dict(self.model.state_dict())
+
+    @property
+    def eval_model(self) -> torch.nn.Module:
+        """The weights that are validated and exported: the average when ``ema`` is on."""
+        return self.ema_model if self.ema_model is not None else self.model
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        """Move the average towards the current weights; the decay ramps up as
+        ``(1 + k) / (10 + k)`` over the run's first steps so early weights do not linger."""
+        if self.ema_model is None:
+            return
+        k = self.step - self._ema_start
+        d = min(float(self.cfg.ema), (1.0 + k) / (10.0 + k))
+        cur = self.model.state_dict()
+        for name, v in self.ema_model.state_dict().items():
+            if v.dtype.is_floating_point:
+                v.mul_(d).add_(cur[name].detach(), alpha=1.0 - d)
+            else:
+                v.copy_(cur[name])
 
     def _init_weights(self, path: Path) -> None:
         """Weights of a checkpoint or ONNX file; modules the checkpoint lacks keep their
@@ -268,6 +302,8 @@ class Trainer:
         return {
             "config": dataclasses.asdict(self.cfg),
             "model": self.model.state_dict(),
+            "ema_model": self.ema_model.state_dict() if self.ema_model is not None else None,
+            "ema_start": self._ema_start,
             "optimizer": self.opt.state_dict(),
             "scheduler": {
                 "kind": "warmup-cosine",
@@ -297,6 +333,10 @@ class Trainer:
                 f"config asks for {self.cfg.model!r}"
             )
         self.model.load_state_dict(st["model"])
+        if self.ema_model is not None:
+            # a checkpoint written without the average starts it here, at its weights
+            self.ema_model.load_state_dict(st.get("ema_model") or st["model"])
+            self._ema_start = int(st.get("ema_start", 0)) if st.get("ema_model") else int(st["step"])
         self.opt.load_state_dict(st["optimizer"])
         self.wall = float(st.get("scheduler", {}).get("wall_seconds", 0.0))
         self.step = int(st["step"])
@@ -311,14 +351,15 @@ class Trainer:
     def _predict(self, x: np.ndarray) -> np.ndarray:
         h, w = x.shape
         xp = _pad_to(x[None, None], self.pad_multiple)
-        logits = self.model(torch.from_numpy(np.ascontiguousarray(xp)))
+        logits = self.eval_model(torch.from_numpy(np.ascontiguousarray(xp)))
         return logits[0, 0, :h, :w].numpy() > 0.0
 
     def validate(self) -> dict[str, float]:
         from .. import metrics as M
 
-        was = self.model.training
-        self.model.eval()
+        net = self.eval_model
+        was = net.training
+        net.eval()
         try:
             c = np.zeros((2, 2), np.int64)
             for _, s in self.val_synth:
@@ -330,7 +371,7 @@ class Trainer:
                     c += M.confusion_counts(self._predict(self.pre.apply(it.image)), it.mask)
                 out["val_iou_real"] = float(M.metrics_from_confusion(c)["iou"][1])  # type: ignore[index]
         finally:
-            self.model.train(was)
+            net.train(was)
         return out
 
     # -- export -------------------------------------------------------------------------------
@@ -341,13 +382,16 @@ class Trainer:
             "train_seconds": round(self.elapsed, 1),
             "wall_seconds": round(self.wall, 1),
             "parameters": count_parameters(self.model),
+            "weights": f"exponential moving average, decay {self.cfg.ema}"
+            if self.ema_model is not None
+            else "last step",
             "data": {
                 "synthetic": "antema_fast.synth.generate(regime='mixed'), on the fly",
                 "real": self.real_summary,
             },
         }
         return export_onnx(
-            self.model,
+            self.eval_model,
             path,
             preprocessing=self.pre,
             pad_multiple=self.pad_multiple,
@@ -380,6 +424,7 @@ class Trainer:
             loss.backward()
             self.opt.step()
             self.step += 1
+            self._update_ema()
             dt = time.perf_counter() - t0
             self.elapsed += dt
             lv = float(loss.detach())
@@ -396,7 +441,7 @@ class Trainer:
                 if score > self.best:
                     self.best = score
                     _atomic_save(
-                        {"model": self.model.state_dict(), "step": self.step, "metrics": rec},
+                        {"model": self.eval_model.state_dict(), "step": self.step, "metrics": rec},
                         self.out / "best.pt",
                     )
             if rec or time.perf_counter() - t_last > 30:
