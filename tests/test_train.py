@@ -392,9 +392,9 @@ def test_weight_average_is_exported_resumes_exactly_and_follows_its_formula(
     ref.run()
     assert ref.ema_model is not None
     raw, avg = ref.model.state_dict(), ref.ema_model.state_dict()
-    assert any(
-        not torch.allclose(avg[k], raw[k]) for k in raw if raw[k].dtype.is_floating_point
-    ), "the average should differ from the last weights"
+    assert any(not torch.allclose(avg[k], raw[k]) for k in raw if raw[k].dtype.is_floating_point), (
+        "the average should differ from the last weights"
+    )
     x = np.random.default_rng(4).random((1, 1, 64, 64)).astype(np.float32)
     path = tmp_path / "ref" / "antema-unet.onnx"
     assert onnx_matches_torch(ref.ema_model.eval(), path, x, atol=1e-4) <= 1e-4

@@ -336,7 +336,9 @@ class Trainer:
         if self.ema_model is not None:
             # a checkpoint written without the average starts it here, at its weights
             self.ema_model.load_state_dict(st.get("ema_model") or st["model"])
-            self._ema_start = int(st.get("ema_start", 0)) if st.get("ema_model") else int(st["step"])
+            self._ema_start = (
+                int(st.get("ema_start", 0)) if st.get("ema_model") else int(st["step"])
+            )
         self.opt.load_state_dict(st["optimizer"])
         self.wall = float(st.get("scheduler", {}).get("wall_seconds", 0.0))
         self.step = int(st["step"])
