@@ -219,6 +219,21 @@ def test_evaluate_model_reports_paper_and_instance_metrics(tmp_path: Path) -> No
         assert key in rep["real"]
     assert set(rep["synthetic"]) == {"tem", "hrtem", "haadf", "ultrasmall", "lowdose", "all"}
     assert rep["timing"]["seconds_median"] > 0
+    # hole / plain split: the fields of each kind, pooled; it adds up to the regime's numbers
+    from antema_fast.train.data import synthetic_set
+
+    test = synthetic_set(1, 64, 12345)
+    holes = sum(s.film is not None for _, s in test)
+    split = rep["synthetic"]["all"]["fields"]
+    assert split["film_hole"]["n"] == holes and split["plain"]["n"] == len(test) - holes
+    for kind in ("film_hole", "plain"):
+        per = [rep["synthetic"][r]["fields"][kind] for r in ("tem", "hrtem", "haadf")]
+        per += [rep["synthetic"][r]["fields"][kind] for r in ("ultrasmall", "lowdose")]
+        for key in ("n", "intersection", "union"):
+            assert split[kind][key] == sum(d[key] for d in per)
+    tot = split["film_hole"]["intersection"] + split["plain"]["intersection"]
+    uni = split["film_hole"]["union"] + split["plain"]["union"]
+    assert tot / uni == pytest.approx(rep["synthetic"]["all"]["iou"][1], abs=1e-9)
     json.loads(to_json(rep))
 
 

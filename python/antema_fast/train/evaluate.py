@@ -87,6 +87,20 @@ def _summ(counts: np.ndarray, inst: list[dict[str, float]]) -> dict[str, Any]:
     return out
 
 
+def _split_summary(split: dict[str, np.ndarray]) -> dict[str, dict[str, float | int]]:
+    """Pooled particle IoU of the fields that show a hole in the support film and of the
+    plain ones (``n`` fields, ``intersection`` and ``union`` in pixels)."""
+    out: dict[str, dict[str, float | int]] = {}
+    for k, (n, inter, union) in split.items():
+        out[k] = {
+            "n": int(n),
+            "intersection": int(inter),
+            "union": int(union),
+            "iou": float(inter / union) if union else math.nan,
+        }
+    return out
+
+
 def evaluate_pairs(
     seg: OnnxSegmenter,
     pairs: Sequence[tuple[np.ndarray, np.ndarray]],
@@ -189,7 +203,9 @@ def evaluate_model(
     Returns
     -------
     dict
-        ``synthetic`` (``all`` and per regime), ``real``, ``timing``.
+        ``synthetic`` (``all`` and per regime; each with ``fields``: the pooled particle IoU of
+        the fields that show a hole in the support film and of the plain ones), ``real``,
+        ``timing``.
     """
     from .. import synth
     from .bound import iou_ceiling
@@ -203,10 +219,12 @@ def evaluate_model(
         counts_all = np.zeros((2, 2), np.int64)
         inst_all: list[dict[str, float]] = []
         bound_all = np.zeros(2)
+        split_all = {k: np.zeros(3, np.int64) for k in ("film_hole", "plain")}
         for regime in synth.REGIMES:
             counts = np.zeros((2, 2), np.int64)
             inst = []
             bound = np.zeros(2)  # ideal observer's expected intersection, union
+            split = {k: np.zeros(3, np.int64) for k in ("film_hole", "plain")}  # n, ∩, ∪
             for r, s in test:
                 if r != regime:
                     continue
@@ -214,7 +232,13 @@ def evaluate_model(
                     c = iou_ceiling(s)
                     bound += (c["intersection"], c["union"])
                 pred = seg.predict(s.image)
-                counts += M.confusion_counts(pred, s.semantic)
+                c_img = M.confusion_counts(pred, s.semantic)
+                counts += c_img
+                split["film_hole" if s.film is not None else "plain"] += (
+                    1,
+                    c_img[1, 1],
+                    c_img[1, 1] + c_img[0, 1] + c_img[1, 0],
+                )
                 inst.append(
                     M.instance_metrics(
                         M.connected_components(pred),
@@ -223,12 +247,16 @@ def evaluate_model(
                     )
                 )
             per[regime] = _summ(counts, inst)
+            per[regime]["fields"] = _split_summary(split)
+            for k, v in split.items():
+                split_all[k] += v
             counts_all += counts
             inst_all += inst
             if ceiling:
                 per[regime]["ceiling_iou"] = float(bound[0] / bound[1])
                 bound_all += bound
         per["all"] = _summ(counts_all, inst_all)
+        per["all"]["fields"] = _split_summary(split_all)
         if ceiling:
             per["all"]["ceiling_iou"] = float(bound_all[0] / bound_all[1])
         report["synthetic"] = per
