@@ -398,6 +398,7 @@ def test_weight_average_is_exported_resumes_exactly_and_follows_its_formula(
     average exactly, and one update is ``d · avg + (1 − d) · current`` with the ramped decay."""
     import dataclasses
 
+    import onnx
     from antema_fast.cli import main
 
     def cfg(out: Path) -> TrainConfig:
@@ -415,7 +416,7 @@ def test_weight_average_is_exported_resumes_exactly_and_follows_its_formula(
     assert onnx_matches_torch(ref.ema_model.eval(), path, x, atol=1e-4) <= 1e-4
     with pytest.raises(AssertionError, match="differs"):
         onnx_matches_torch(ref.model.eval(), path, x, atol=1e-4)
-    meta = {p.key: p.value for p in __import__("onnx").load(str(path)).metadata_props}
+    meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
     assert "moving average" in json.loads(meta[META_TRAINING])["weights"]
 
     half = Trainer(cfg(tmp_path / "run"), log=io.StringIO())

@@ -87,6 +87,11 @@ def _summ(counts: np.ndarray, inst: list[dict[str, float]]) -> dict[str, Any]:
     return out
 
 
+def _empty_split() -> dict[str, np.ndarray]:
+    """Accumulators (fields, intersection, union) of film-hole and of plain fields."""
+    return {k: np.zeros(3, np.int64) for k in ("film_hole", "plain")}
+
+
 def _split_summary(split: dict[str, np.ndarray]) -> dict[str, dict[str, float | int]]:
     """Pooled particle IoU of the fields that show a hole in the support film and of the
     plain ones (``n`` fields, ``intersection`` and ``union`` in pixels)."""
@@ -219,12 +224,12 @@ def evaluate_model(
         counts_all = np.zeros((2, 2), np.int64)
         inst_all: list[dict[str, float]] = []
         bound_all = np.zeros(2)
-        split_all = {k: np.zeros(3, np.int64) for k in ("film_hole", "plain")}
+        split_all = _empty_split()
         for regime in synth.REGIMES:
             counts = np.zeros((2, 2), np.int64)
             inst = []
             bound = np.zeros(2)  # ideal observer's expected intersection, union
-            split = {k: np.zeros(3, np.int64) for k in ("film_hole", "plain")}  # n, ∩, ∪
+            split = _empty_split()
             for r, s in test:
                 if r != regime:
                     continue
