@@ -351,5 +351,7 @@ def test_segmentation_scale_options_reach_the_settings() -> None:
     s = _analyze_settings(args)
     assert s == af.Settings(segment_scale=0.25, check_scale=False)
     assert _analyze_settings(parser.parse_args(["analyze", "x.tif", "-o", "out"])) == af.Settings()
+    warn_only = parser.parse_args(["analyze", "x.tif", "-o", "out", "--no-auto-scale"])
+    assert _analyze_settings(warn_only) == af.Settings(auto_scale=False)
     stream = parser.parse_args(["stream", "movie.tif", "-o", "o", "--segment-scale", "0.5"])
     assert _analyze_settings(stream) == af.Settings(segment_scale=0.5)

@@ -37,6 +37,8 @@ def test_min_area_is_area_of_disc(s_nm):
         dict(segment_scale=5.0),
         dict(segment_scale=float("nan")),
         dict(segment_scale="half"),
+        dict(check_scale="yes"),
+        dict(auto_scale=1),
     ],
 )
 def test_bad_settings_are_refused(bad):

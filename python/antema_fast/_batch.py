@@ -301,6 +301,9 @@ def run_batch(
                     path, pixel_size_nm=pixel_size_nm, settings=settings, segmenter=segmenter
                 )
             messages = tuple(dict.fromkeys(str(w.message) for w in caught))
+            check = result.provenance.get("scale_check") or {}
+            if "merged_scale" in check:  # auto_scale acted: say so beside the warnings
+                messages += (check["message"],)
             if path.stem in duplicate_stems:  # keep the image column unique within the run
                 result = _renamed(result, f"{result.name}_{path.suffix.lstrip('.').lower()}")
             written = export.write_image_outputs(

@@ -59,6 +59,11 @@ class Settings:
         ``analyze`` segments each image (of at least 512 px) once more at 1/8 scale and warns,
         with a suggested ``segment_scale``, when that finds particles wider than the model's
         range which the full-scale segmentation missed (see ``Segmenter.check_scale``).
+    auto_scale : bool
+        Act on that finding instead of only warning: segment the image again at the suggested
+        scale and take the wide particles from there, keeping the full-scale outlines of all
+        other particles (``Segmenter.merge_wide``; recorded in the result's provenance as
+        ``scale_check["merged_scale"]``). Needs ``check_scale``; off → the warning only.
     bootstrap_samples : int
         Resamples for the bootstrap 95 % confidence interval of the mean.
     seed : int
@@ -86,6 +91,7 @@ class Settings:
     tile_size: int = 2048
     segment_scale: float = 1.0
     check_scale: bool = True
+    auto_scale: bool = True
     bootstrap_samples: int = 2000
     seed: int = 0
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
@@ -130,6 +136,9 @@ class Settings:
             raise ValueError(
                 f"segment_scale: expected a number in [0.01, 4], got {self.segment_scale!r}"
             )
+        for name in ("check_scale", "auto_scale"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name}: expected True or False, got {getattr(self, name)!r}")
         if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
             raise ValueError(f"threads: expected None or an integer ≥ 1, got {self.threads!r}")
 

@@ -146,7 +146,15 @@ def _add_analyze_arguments(p: argparse.ArgumentParser) -> None:
         dest="check_scale",
         action="store_false",
         default=None,
-        help="skip the 1/8-scale pass that warns about particles too wide for the model",
+        help="skip the 1/8-scale pass that finds particles too wide for the model",
+    )
+    g.add_argument(
+        "--no-auto-scale",
+        dest="auto_scale",
+        action="store_false",
+        default=None,
+        help="when that pass finds such particles, only warn (default: segment them again at a "
+        "reduced scale and merge them into the full-scale mask)",
     )
     o = p.add_argument_group("output")
     o.add_argument(
@@ -236,6 +244,7 @@ def _analyze_settings(args: argparse.Namespace) -> object:
         "threads": "threads",
         "segment_scale": "segment_scale",
         "check_scale": "check_scale",
+        "auto_scale": "auto_scale",
     }
     changes = {
         field: getattr(args, arg)

@@ -8,6 +8,7 @@ reuse them on an already segmented frame without re-implementing anything.
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import time
 import warnings
@@ -25,6 +26,8 @@ from ._settings import Settings
 if TYPE_CHECKING:  # pragma: no cover - imported for type hints only
     from .io import Micrograph
     from .segment import Segmentation, Segmenter
+
+log = logging.getLogger("antema_fast.pipeline")
 
 __all__ = [
     "SUMMARY_QUANTITIES",
@@ -554,7 +557,21 @@ def analyze(
         timings["scale_check"] = time.perf_counter() - t0
         if check is not None:
             where = getattr(micrograph, "path", None) or _image_name(micrograph)
-            warnings.warn(f"{where}: {check['message']}", UserWarning, stacklevel=2)
+            if settings.auto_scale:
+                t0 = time.perf_counter()
+                segmentation = segmenter.merge_wide(
+                    micrograph.data, segmentation, check["suggested_scale"], pixel_size_nm=s
+                )
+                timings["scale_merge"] = time.perf_counter() - t0
+                merged = segmentation.extra["merged_scale"]
+                message = (
+                    f"{check['finding']}; segmented again at scale {merged['scale']:g}, "
+                    f"{merged['regions']} wide region(s) merged (auto_scale)"
+                )
+                check = {**check, "message": message, "merged_scale": merged}
+                log.info("%s: %s", where, message)
+            else:
+                warnings.warn(f"{where}: {check['message']}", UserWarning, stacklevel=2)
             segmentation.extra["scale_check"] = check
     return finish(
         micrograph,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -29,6 +30,38 @@ RESAMPLE_TOLERANCE = 0.01
 # beyond the shipped model's training range (about 3-85 px)
 SCALE_CHECK_FACTOR = 8
 SCALE_CHECK_MIN_PX = 120.0
+# A wide region that holds at least this many compact full-scale particles (solidity ≥ 0.9,
+# ≥ 6 px wide, ≥ 90 % inside it), together covering at least this fraction of it, is a field
+# of small particles that a coarse pass saw as one (a slow background gradient at 1/8 scale),
+# not one wide particle: the check and the merge leave it alone.
+SMALL_FIELD_COUNT = 10
+SMALL_FIELD_COVER = 0.05
+
+
+def _compact_inside(labels: np.ndarray, stats: np.ndarray, region: np.ndarray) -> tuple[int, int]:
+    """Count and area of the labelled components (``cv2.connectedComponentsWithStats``) that
+    lie at least 90 % inside ``region``, are at least 6 px wide and have solidity ≥ 0.9."""
+    import cv2
+
+    n = stats.shape[0]
+    inside = np.bincount(labels[region], minlength=n)
+    area = stats[:, cv2.CC_STAT_AREA]
+    cand = np.flatnonzero((inside >= 0.9 * area) & (area >= np.pi * 9.0))
+    count = total = 0
+    for j in cand[cand > 0]:
+        x, y, w, h = (int(v) for v in stats[j, :4])
+        comp = (labels[y : y + h, x : x + w] == j).astype(np.uint8)
+        contours, _ = cv2.findContours(comp, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        hull = cv2.contourArea(cv2.convexHull(np.vstack(contours)))
+        if area[j] >= 0.9 * hull:
+            count += 1
+            total += int(area[j])
+    return count, total
+
+
+def _small_particle_field(labels: np.ndarray, stats: np.ndarray, region: np.ndarray) -> bool:
+    count, total = _compact_inside(labels, stats, region)
+    return count >= SMALL_FIELD_COUNT and total >= SMALL_FIELD_COVER * np.count_nonzero(region)
 
 
 class _Engine(Protocol):
@@ -265,7 +298,9 @@ class Segmenter:
         )
 
     # -- segmentation -------------------------------------------------------------------------
-    def segment(self, image: np.ndarray, pixel_size_nm: float | None = None) -> Segmentation:
+    def segment(
+        self, image: np.ndarray, pixel_size_nm: float | None = None, *, scale: float | None = None
+    ) -> Segmentation:
         """Segment one 2-D image.
 
         Parameters
@@ -276,18 +311,27 @@ class Segmenter:
             nm per pixel. When given and the model states the pixel size it was trained at, the
             image is resampled to it and the result back to (H, W). ``settings.segment_scale``
             resizes on top of that.
+        scale : float or None
+            Use this resize factor instead of ``settings.segment_scale`` for this call.
         """
-        return self.segment_batch([image], pixel_size_nm)[0]
+        return self.segment_batch([image], pixel_size_nm, scale=scale)[0]
 
     def segment_batch(
         self,
         images: Sequence[np.ndarray],
         pixel_size_nm: float | Sequence[float | None] | None = None,
+        *,
+        scale: float | None = None,
     ) -> list[Segmentation]:
         """Segment several images; frames of equal size go through the engine together.
 
-        ``pixel_size_nm`` is one value for all images or one per image.
+        ``pixel_size_nm`` is one value for all images or one per image; ``scale`` as for
+        :meth:`segment`.
         """
+        if scale is not None and not (
+            isinstance(scale, (int, float)) and np.isfinite(scale) and 0.01 <= scale <= 4.0
+        ):
+            raise ValueError(f"scale: expected a number in [0.01, 4], got {scale!r}")
         images = list(images)
         if isinstance(pixel_size_nm, Sequence) and not isinstance(pixel_size_nm, str):
             sizes = list(pixel_size_nm)
@@ -303,7 +347,8 @@ class Segmenter:
                 raise ValueError(f"pixel_size_nm: expected a finite number > 0 or None, got {s!r}")
         if self._engine is None:
             return [self._segment_threshold(a) for a in arrays]
-        return self._segment_model(arrays, sizes)
+        k = float(self.settings.segment_scale if scale is None else scale)
+        return self._segment_model(arrays, sizes, k)
 
     def check_scale(
         self, image: np.ndarray, segmentation: Segmentation, factor: int = SCALE_CHECK_FACTOR
@@ -314,13 +359,16 @@ class Segmenter:
 
         Returns None when all is well (or the check does not apply: the threshold backend, a
         ``segment_scale`` other than 1, an image under ``64·factor`` px), else a dict with
-        ``message``, ``diameter_px`` (median equivalent diameter of the large particles found
-        at the coarse scale, in full-size pixels), ``missed_fraction`` and a
-        ``suggested_scale`` that brings them to about 30 px.
+        ``finding`` (what was seen), ``message`` (the finding and what to do),
+        ``diameter_px`` (median equivalent diameter of the large particles found at the coarse
+        scale, in full-size pixels), ``missed_fraction`` and a ``suggested_scale`` that brings
+        them to about 30 px.
 
         A coarse particle counts as large when it is at least ``SCALE_CHECK_MIN_PX`` wide at
-        full size; the check fires when large particles cover ≥ 2 % of the image and the
-        full-scale mask covers less than 30 % of their area.
+        full size and is not a field of small particles (``SMALL_FIELD_COUNT`` compact
+        full-scale particles inside it covering ``SMALL_FIELD_COVER`` of it); the check fires
+        when large particles cover ≥ 2 % of the image and the full-scale mask covers less than
+        30 % of their area.
         """
         import cv2
 
@@ -343,8 +391,15 @@ class Segmenter:
         large = np.flatnonzero(diam >= SCALE_CHECK_MIN_PX) + 1
         if large.size == 0:
             return None
-        big = np.isin(lab, large)
-        big_full = cv2.resize(big.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
+        up = cv2.resize(lab.astype(np.int32), (w, h), interpolation=cv2.INTER_NEAREST)
+        _, lab_full, stats_full, _ = cv2.connectedComponentsWithStats(
+            segmentation.mask.astype(np.uint8), connectivity=8
+        )
+        keep = [i for i in large if not _small_particle_field(lab_full, stats_full, up == i)]
+        if not keep:
+            return None
+        large = np.asarray(keep)
+        big_full = np.isin(up, large)
         big_area = float(np.count_nonzero(big_full))
         if big_area < 0.02 * h * w:
             return None
@@ -353,18 +408,83 @@ class Segmenter:
             return None
         d = float(np.median(diam[large - 1]))
         scale = float(min(0.5, max(0.02, round(30.0 / d, 2))))
+        finding = (
+            f"particles about {d:.0f} px wide cover {100 * big_area / (h * w):.0f} % of the "
+            f"image at 1/{factor} scale, but the full-scale segmentation covers only "
+            f"{100 * covered:.0f} % of them: they are wider than the model's range (about "
+            "3-85 px)"
+        )
         return {
+            "finding": finding,
             "message": (
-                f"particles about {d:.0f} px wide cover {100 * big_area / (h * w):.0f} % of the "
-                f"image at 1/{factor} scale, but the full-scale segmentation covers only "
-                f"{100 * covered:.0f} % of them: they are wider than the model's range (about "
-                f"3-85 px); segment at a reduced scale, e.g. segment_scale={scale:g} "
+                f"{finding}; segment at a reduced scale, e.g. segment_scale={scale:g} "
                 f"(--segment-scale {scale:g})"
             ),
             "diameter_px": d,
             "missed_fraction": 1.0 - covered,
             "suggested_scale": scale,
         }
+
+    def merge_wide(
+        self,
+        image: np.ndarray,
+        segmentation: Segmentation,
+        scale: float,
+        pixel_size_nm: float | None = None,
+        min_width_px: float = SCALE_CHECK_MIN_PX,
+    ) -> Segmentation:
+        """Segment ``image`` again at ``scale`` (typically :meth:`check_scale`'s
+        ``suggested_scale``) and take the particles that are too wide for the model from there.
+
+        Regions at least ``min_width_px`` wide (equivalent diameter at full size) in the
+        reduced-scale mask replace whatever the full-scale ``segmentation`` found on them or
+        touching them (its fragments of those particles); everywhere else the full-scale mask
+        stays, so small particles beside large ones keep their full-resolution outlines. The
+        probability map is merged the same way. Without such regions the full-scale result is
+        returned unchanged (with the attempt noted in ``extra["merged_scale"]``).
+        """
+        import cv2
+
+        wide = self.segment(image, pixel_size_nm, scale=scale)
+        n, lab, stats, _ = cv2.connectedComponentsWithStats(
+            wide.mask.astype(np.uint8), connectivity=8
+        )
+        diam = 2.0 * np.sqrt(stats[1:, cv2.CC_STAT_AREA].astype(np.float64) / np.pi)
+        large = np.flatnonzero(diam >= min_width_px) + 1
+        _, lab_full, stats_full, _ = cv2.connectedComponentsWithStats(
+            segmentation.mask.astype(np.uint8), connectivity=8
+        )
+        keep = [i for i in large if not _small_particle_field(lab_full, stats_full, lab == i)]
+        note = {
+            "scale": float(scale),
+            "regions": len(keep),
+            "small_particle_fields": int(large.size - len(keep)),
+            "seconds": wide.seconds,
+        }
+        extra = {**segmentation.extra, "merged_scale": note}
+        if not keep:
+            return dataclasses.replace(segmentation, extra=extra)
+        big = np.isin(lab, keep)
+        # a margin of about one reduced-scale pixel: what the coarser outline cannot place
+        r = max(1, int(np.ceil(1.0 / scale)))
+        near = (
+            cv2.dilate(
+                big.astype(np.uint8),
+                cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)),
+            )
+            > 0
+        )
+        hit = np.unique(lab_full[near & segmentation.mask])
+        replaced = near | np.isin(lab_full, hit[hit > 0])
+        mask = np.where(replaced, big, segmentation.mask)
+        prob = np.where(replaced, wide.probability, segmentation.probability).astype(np.float32)
+        return dataclasses.replace(
+            segmentation,
+            mask=mask,
+            probability=prob,
+            seconds=segmentation.seconds + wide.seconds,
+            extra=extra,
+        )
 
     def _segment_threshold(self, image: np.ndarray) -> Segmentation:
         from ._threshold import threshold_segment
@@ -384,7 +504,7 @@ class Segmenter:
         )
 
     def _segment_model(
-        self, arrays: list[np.ndarray], sizes: list[float | None]
+        self, arrays: list[np.ndarray], sizes: list[float | None], segment_scale: float
     ) -> list[Segmentation]:
         assert self.model is not None and self._engine is not None
         info, engine = self.model, self._engine
@@ -396,7 +516,7 @@ class Segmenter:
         for i, (a, s) in enumerate(zip(arrays, sizes, strict=True)):
             t0 = time.perf_counter()
             x = a.astype(np.float32, copy=False)
-            scale = float(self.settings.segment_scale)
+            scale = segment_scale
             if s is not None and info.pixel_size_nm is not None:
                 scale *= float(s) / info.pixel_size_nm
             if abs(scale - 1.0) > RESAMPLE_TOLERANCE:
