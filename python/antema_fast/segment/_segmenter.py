@@ -59,9 +59,27 @@ def _compact_inside(labels: np.ndarray, stats: np.ndarray, region: np.ndarray) -
     return count, total
 
 
-def _small_particle_field(labels: np.ndarray, stats: np.ndarray, region: np.ndarray) -> bool:
-    count, total = _compact_inside(labels, stats, region)
-    return count >= SMALL_FIELD_COUNT and total >= SMALL_FIELD_COVER * np.count_nonzero(region)
+def _wide_regions(
+    labels: np.ndarray, diameters: np.ndarray, min_px: float, full_mask: np.ndarray
+) -> tuple[list[int], int]:
+    """The labels (of a full-size label image; ``diameters[i - 1]`` the width of label ``i`` in
+    full-size px) at least ``min_px`` wide that are not a field of small particles in the
+    full-scale mask, and how many wide ones were such fields."""
+    import cv2
+
+    large = np.flatnonzero(diameters >= min_px) + 1
+    if large.size == 0:
+        return [], 0
+    _, lab_full, stats_full, _ = cv2.connectedComponentsWithStats(
+        full_mask.astype(np.uint8), connectivity=8
+    )
+    keep = []
+    for i in large:
+        region = labels == i
+        count, total = _compact_inside(lab_full, stats_full, region)
+        if count < SMALL_FIELD_COUNT or total < SMALL_FIELD_COVER * np.count_nonzero(region):
+            keep.append(int(i))
+    return keep, int(large.size) - len(keep)
 
 
 class _Engine(Protocol):
@@ -388,14 +406,10 @@ class Segmenter:
             return None
         areas = stats[1:, cv2.CC_STAT_AREA].astype(np.float64) * factor * factor
         diam = 2.0 * np.sqrt(areas / np.pi)
-        large = np.flatnonzero(diam >= SCALE_CHECK_MIN_PX) + 1
-        if large.size == 0:
+        if not np.any(diam >= SCALE_CHECK_MIN_PX):
             return None
         up = cv2.resize(lab.astype(np.int32), (w, h), interpolation=cv2.INTER_NEAREST)
-        _, lab_full, stats_full, _ = cv2.connectedComponentsWithStats(
-            segmentation.mask.astype(np.uint8), connectivity=8
-        )
-        keep = [i for i in large if not _small_particle_field(lab_full, stats_full, up == i)]
+        keep, _ = _wide_regions(up, diam, SCALE_CHECK_MIN_PX, segmentation.mask)
         if not keep:
             return None
         large = np.asarray(keep)
@@ -450,15 +464,11 @@ class Segmenter:
             wide.mask.astype(np.uint8), connectivity=8
         )
         diam = 2.0 * np.sqrt(stats[1:, cv2.CC_STAT_AREA].astype(np.float64) / np.pi)
-        large = np.flatnonzero(diam >= min_width_px) + 1
-        _, lab_full, stats_full, _ = cv2.connectedComponentsWithStats(
-            segmentation.mask.astype(np.uint8), connectivity=8
-        )
-        keep = [i for i in large if not _small_particle_field(lab_full, stats_full, lab == i)]
+        keep, fields = _wide_regions(lab, diam, min_width_px, segmentation.mask)
         note = {
             "scale": float(scale),
             "regions": len(keep),
-            "small_particle_fields": int(large.size - len(keep)),
+            "small_particle_fields": fields,
             "seconds": wide.seconds,
         }
         extra = {**segmentation.extra, "merged_scale": note}
@@ -474,6 +484,7 @@ class Segmenter:
             )
             > 0
         )
+        _, lab_full = cv2.connectedComponents(segmentation.mask.astype(np.uint8), connectivity=8)
         hit = np.unique(lab_full[near & segmentation.mask])
         replaced = near | np.isin(lab_full, hit[hit > 0])
         mask = np.where(replaced, big, segmentation.mask)
