@@ -534,3 +534,34 @@ def test_a_movie_without_particles_still_gives_every_table(tmp_path) -> None:
     ts = pd.read_parquet(tmp_path / "timeseries.parquet")
     assert ts["count"].tolist() == [0, 0, 0, 0] and ts["mean_diameter_nm"].isna().all()
     assert len(pd.read_csv(tmp_path / "tracks.csv")) == 0
+
+
+def test_stream_frames_with_wide_particles_are_merged_as_analyze_does() -> None:
+    """The scale check and its merge (``auto_scale``) run on every frame, so a frame of a
+    stream still gives exactly what ``analyze`` gives for the same image."""
+    pytest.importorskip("onnxruntime")
+    from antema_fast.synth import Population, generate
+
+    pop = Population(median_diameter_nm=6.0, sigma_log=0.1, coverage=0.3, overlap_fraction=0.0)
+    big = generate(
+        np.random.default_rng([2026, 6, 0]), (768, 768), "tem", pixel_size_nm=0.02, population=pop
+    )
+    settings = Settings(threads=2)
+    seg = af.Segmenter(settings)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        (fr,) = list(
+            stream(iter([big.image]), settings=settings, segmenter=seg, pixel_size_nm=0.02)
+        )
+        ref = af.analyze(big.image, pixel_size_nm=0.02, settings=settings, segmenter=seg)
+    assert fr.segmentation.extra["scale_check"]["merged_scale"]["regions"] >= 1
+    assert "scale_merge" in fr.timings
+    assert np.array_equal(fr.segmentation.mask, ref.mask)
+    _same_table(fr.table.drop(columns="image"), ref.table.drop(columns="image"))
+    # warn-only settings: the frame stays as segmented at full scale, and no warning per frame
+    plain = Settings(threads=2, auto_scale=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        (fr0,) = list(stream(iter([big.image]), settings=plain, pixel_size_nm=0.02))
+    assert "scale_check" not in fr0.segmentation.extra
+    assert fr0.segmentation.mask.sum() < 0.2 * fr.segmentation.mask.sum()

@@ -552,27 +552,10 @@ def analyze(
     segmentation = segmenter.segment(micrograph.data, pixel_size_nm=s)
     timings["segment"] = time.perf_counter() - t0
     if settings.check_scale:
-        t0 = time.perf_counter()
-        check = segmenter.check_scale(np.asarray(micrograph.data), segmentation)
-        timings["scale_check"] = time.perf_counter() - t0
-        if check is not None:
-            where = getattr(micrograph, "path", None) or _image_name(micrograph)
-            if settings.auto_scale:
-                t0 = time.perf_counter()
-                segmentation = segmenter.merge_wide(
-                    micrograph.data, segmentation, check["suggested_scale"], pixel_size_nm=s
-                )
-                timings["scale_merge"] = time.perf_counter() - t0
-                merged = segmentation.extra["merged_scale"]
-                message = (
-                    f"{check['finding']}; segmented again at scale {merged['scale']:g}, "
-                    f"{merged['regions']} wide region(s) merged (auto_scale)"
-                )
-                check = {**check, "message": message, "merged_scale": merged}
-                log.info("%s: %s", where, message)
-            else:
-                warnings.warn(f"{where}: {check['message']}", UserWarning, stacklevel=2)
-            segmentation.extra["scale_check"] = check
+        where = getattr(micrograph, "path", None) or _image_name(micrograph)
+        segmentation = check_and_merge_scale(
+            segmenter, micrograph.data, segmentation, settings, where, timings, pixel_size_nm=s
+        )
     return finish(
         micrograph,
         segmentation,
@@ -580,6 +563,49 @@ def analyze(
         timings=timings,
         segmenter_info=_segmenter_info(segmenter),
     )
+
+
+def check_and_merge_scale(
+    segmenter: Segmenter,
+    image: np.ndarray,
+    segmentation: Segmentation,
+    settings: Settings,
+    where: object,
+    timings: dict[str, float],
+    *,
+    pixel_size_nm: float | None = None,
+    warn: bool = True,
+) -> Segmentation:
+    """The scale check of ``analyze`` (and of every stream frame) on a finished segmentation.
+
+    Runs ``segmenter.check_scale``; when it finds particles too wide for the model,
+    ``settings.auto_scale`` merges them in from a pass at the suggested scale
+    (``Segmenter.merge_wide``), else a ``UserWarning`` naming ``where`` gives the advice (only
+    when ``warn``). The finding is kept in ``segmentation.extra["scale_check"]``; the seconds
+    spent go to ``timings["scale_check"]`` and ``timings["scale_merge"]``.
+    """
+    t0 = time.perf_counter()
+    check = segmenter.check_scale(np.asarray(image), segmentation)
+    timings["scale_check"] = time.perf_counter() - t0
+    if check is None:
+        return segmentation
+    if settings.auto_scale:
+        t0 = time.perf_counter()
+        segmentation = segmenter.merge_wide(
+            image, segmentation, check["suggested_scale"], pixel_size_nm=pixel_size_nm
+        )
+        timings["scale_merge"] = time.perf_counter() - t0
+        merged = segmentation.extra["merged_scale"]
+        message = (
+            f"{check['finding']}; segmented again at scale {merged['scale']:g}, "
+            f"{merged['regions']} wide region(s) merged (auto_scale)"
+        )
+        check = {**check, "message": message, "merged_scale": merged}
+        log.info("%s: %s", where, message)
+    elif warn:
+        warnings.warn(f"{where}: {check['message']}", UserWarning, stacklevel=3)
+    segmentation.extra["scale_check"] = check
+    return segmentation
 
 
 def pool(

@@ -296,6 +296,8 @@ class _Workers:
         self._put(self._q_read, _END)
 
     def _segment(self) -> None:
+        from ..pipeline import check_and_merge_scale
+
         while True:
             item = self._get(self._q_read)
             if item is _END or isinstance(item, _Failure):
@@ -305,6 +307,22 @@ class _Workers:
             t0 = time.perf_counter()
             seg = self._segmenter.segment(mg.data, pixel_size_nm=mg.pixel_size_nm)
             timings["segment"] = time.perf_counter() - t0
+            if (
+                getattr(self._settings, "check_scale", False)
+                and getattr(self._settings, "auto_scale", False)
+                and hasattr(self._segmenter, "merge_wide")
+            ):
+                # as analyze does for an image (without its warning, which every frame repeats)
+                seg = check_and_merge_scale(
+                    self._segmenter,
+                    mg.data,
+                    seg,
+                    self._settings,
+                    f"frame {ref.index}",
+                    timings,
+                    pixel_size_nm=mg.pixel_size_nm,
+                    warn=False,
+                )
             if not self._put(self._q_seg, (ref, mg, seg, timings)):
                 return
 
