@@ -107,27 +107,29 @@ def test_fp16_sibling_agrees_with_fp32() -> None:
     assert float(np.mean(a != b)) < 0.002
 
 
+def _wide_field(k: int):  # type: ignore[no-untyped-def]
+    """768² bright field of 6 nm particles at 0.02 nm/px: about 300 px wide."""
+    from antema_fast.synth import Population
+
+    pop = Population(median_diameter_nm=6.0, sigma_log=0.1, coverage=0.3, overlap_fraction=0.0)
+    return generate(
+        np.random.default_rng([2026, 6, k]), (768, 768), "tem", pixel_size_nm=0.02, population=pop
+    )
+
+
 def test_segment_scale_recovers_particles_far_wider_than_the_training_range() -> None:
     """Particles 250–350 px wide (HRTEM-like sampling of 6 nm particles at 0.02 nm/px) are
     outside what the model was trained on; segmenting at 1/10 scale brings them to 25–35 px."""
     pytest.importorskip("onnxruntime")
     from antema_fast import Settings
     from antema_fast.segment import Segmenter
-    from antema_fast.synth import Population
 
-    pop = Population(median_diameter_nm=6.0, sigma_log=0.1, coverage=0.3, overlap_fraction=0.0)
     ious = {}
     for scale in (1.0, 0.1):
         seg = Segmenter(Settings(segment_scale=scale, threads=2), backend="onnxruntime")
         counts = np.zeros((2, 2), np.int64)
         for k in range(2):
-            s = generate(
-                np.random.default_rng([2026, 6, k]),
-                (768, 768),
-                "tem",
-                pixel_size_nm=0.02,
-                population=pop,
-            )
+            s = _wide_field(k)
             out = seg.segment(s.image)
             assert out.mask.shape == s.semantic.shape
             if scale != 1.0:
@@ -145,10 +147,7 @@ def test_analyze_warns_when_particles_are_wider_than_the_model_knows() -> None:
     from antema_fast import Settings, analyze
     from antema_fast.synth import Population
 
-    pop = Population(median_diameter_nm=6.0, sigma_log=0.1, coverage=0.3, overlap_fraction=0.0)
-    big = generate(
-        np.random.default_rng([2026, 6, 0]), (768, 768), "tem", pixel_size_nm=0.02, population=pop
-    )
+    big = _wide_field(0)
     with pytest.warns(UserWarning, match="segment_scale=") as rec:
         res = analyze(big.image, pixel_size_nm=0.02, settings=Settings(threads=2, auto_scale=False))
     check = res.provenance["scale_check"]
@@ -197,12 +196,8 @@ def test_analyze_segments_wide_particles_again_at_the_suggested_scale_and_merges
 
     from antema_fast import Settings, analyze
     from antema_fast.segment import Segmenter
-    from antema_fast.synth import Population
 
-    pop = Population(median_diameter_nm=6.0, sigma_log=0.1, coverage=0.3, overlap_fraction=0.0)
-    big = generate(
-        np.random.default_rng([2026, 6, 0]), (768, 768), "tem", pixel_size_nm=0.02, population=pop
-    )
+    big = _wide_field(0)
     truth = big.semantic
 
     def iou(m: np.ndarray) -> float:
