@@ -353,5 +353,11 @@ def test_segmentation_scale_options_reach_the_settings() -> None:
     assert _analyze_settings(parser.parse_args(["analyze", "x.tif", "-o", "out"])) == af.Settings()
     warn_only = parser.parse_args(["analyze", "x.tif", "-o", "out", "--no-auto-scale"])
     assert _analyze_settings(warn_only) == af.Settings(auto_scale=False)
+    flips = parser.parse_args(["analyze", "x.tif", "-o", "out", "--flip-views", "4"])
+    assert _analyze_settings(flips) == af.Settings(flip_views=4)
+    stream_flips = parser.parse_args(["stream", "m.tif", "-o", "o", "--flip-views", "2"])
+    assert _analyze_settings(stream_flips) == af.Settings(flip_views=2)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["analyze", "x.tif", "-o", "out", "--flip-views", "3"])
     stream = parser.parse_args(["stream", "movie.tif", "-o", "o", "--segment-scale", "0.5"])
     assert _analyze_settings(stream) == af.Settings(segment_scale=0.5)

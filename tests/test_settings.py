@@ -39,6 +39,8 @@ def test_min_area_is_area_of_disc(s_nm):
         dict(segment_scale="half"),
         dict(check_scale="yes"),
         dict(auto_scale=1),
+        dict(flip_views=3),
+        dict(flip_views=True),
     ],
 )
 def test_bad_settings_are_refused(bad):

@@ -9,6 +9,7 @@ import pytest
 from antema_fast import Settings
 from antema_fast.segment import Segmenter
 from antema_fast.segment._tiling import (
+    flip_views,
     pad_to_multiple,
     plan_tiles,
     round_up,
@@ -137,3 +138,42 @@ def test_tiled_shipped_model_no_seams(shipped_model: Path, side: int, n_tiles: i
         particle, flipped = int(a.mask[band].sum()), int(changed[band].sum())
         assert float(diff[band].mean()) < 1e-3, f"seam at {where}"
         assert flipped <= max(0.02 * particle, 8), f"seam at {where}: {flipped} of {particle} px"
+
+
+def test_flip_views_average_the_mirrored_outputs_aligned_back() -> None:
+    x = np.random.default_rng(2).random((2, 1, 8, 12), dtype=np.float32)
+    ramp = np.arange(12, dtype=np.float32)[None, None, None, :] + 100 * np.arange(8)[:, None]
+
+    def run(b: np.ndarray) -> np.ndarray:  # not mirror-symmetric: adds a position ramp
+        return b * 2 + ramp
+
+    assert flip_views(run, 1) is run
+    lr = np.flip(run(np.flip(x, -1)), -1)
+    np.testing.assert_allclose(flip_views(run, 2)(x), (run(x) + lr) / 2, rtol=1e-6)
+    ud = np.flip(run(np.flip(x, -2)), -2)
+    both = np.flip(run(np.flip(x, (-2, -1))), (-2, -1))
+    np.testing.assert_allclose(flip_views(run, 4)(x), (run(x) + lr + ud + both) / 4, rtol=1e-6)
+    # a mirror-equivariant function is unchanged by the averaging
+    np.testing.assert_allclose(flip_views(np.sqrt, 4)(x), np.sqrt(x), rtol=1e-6)
+    for bad in (0, 3, 8):
+        with pytest.raises(ValueError, match="flip views"):
+            flip_views(run, bad)
+
+
+def test_segmenter_flip_views_equal_segmenting_mirrored_images(shipped_model: Path) -> None:
+    """On a multiple of the pad size, averaging mirrored views inside the segmenter equals
+    segmenting the mirrored images one by one and mirroring the results back (the trained
+    network is not mirror-symmetric, so the views differ)."""
+    img = discs((256, 192), 4)[0]
+    one = Segmenter(Settings(flip_views=1), backend="onnxruntime", model=shipped_model)
+    four = Segmenter(Settings(flip_views=4), backend="onnxruntime", model=shipped_model)
+    views = [
+        np.flip(one.segment(np.flip(img, axes).copy()).probability, axes)
+        for axes in ((0,), (1,), (0, 1))
+    ]
+    plain = one.segment(img).probability
+    expected = (plain + sum(views)) / 4
+    got = four.segment(img).probability
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert np.abs(got - plain).max() > 1e-3
+    assert four.info()["flip_views"] == 4

@@ -16,7 +16,15 @@ import numpy as np
 from .._preprocess import Preprocessing
 from .._settings import Backend, Settings
 from ._models import ModelInfo, load_model_info
-from ._tiling import DEFAULT_OVERLAP, batches, pad_to_multiple, plan_tiles, round_up, run_tiled
+from ._tiling import (
+    DEFAULT_OVERLAP,
+    batches,
+    flip_views,
+    pad_to_multiple,
+    plan_tiles,
+    round_up,
+    run_tiled,
+)
 
 log = logging.getLogger("antema_fast.segment")
 
@@ -294,6 +302,7 @@ class Segmenter:
             "threads": self.settings.threads,
             "tile_size": self.settings.tile_size,
             "segment_scale": self.settings.segment_scale,
+            "flip_views": self.settings.flip_views,
             "overlap": self.overlap,
         }
 
@@ -549,6 +558,7 @@ class Segmenter:
         plans = [
             plan_tiles(x.shape, self.settings.tile_size, multiple, self.overlap) for x in prepared
         ]
+        run = flip_views(engine.run, self.settings.flip_views)
         # Whole frames of the same padded shape run together, max_batch at a time.
         groups: dict[tuple[int, int], list[int]] = {}
         for i, (x, plan) in enumerate(zip(prepared, plans, strict=True)):
@@ -558,7 +568,7 @@ class Segmenter:
             for sl in batches(len(members), engine.max_batch):
                 idx = members[sl]
                 t0 = time.perf_counter()
-                out = engine.run(np.stack([prepared[i] for i in idx])[:, None])
+                out = run(np.stack([prepared[i] for i in idx])[:, None])
                 dt = (time.perf_counter() - t0) / len(idx)
                 for k, i in enumerate(idx):
                     probs[i] = out[k, 0]
@@ -566,7 +576,7 @@ class Segmenter:
         for i, plan in enumerate(plans):
             if plan.n_tiles > 1:
                 t0 = time.perf_counter()
-                probs[i] = run_tiled(prepared[i], engine.run, plan, engine.max_batch)
+                probs[i] = run_tiled(prepared[i], run, plan, engine.max_batch)
                 tiles[i] = plan.n_tiles
                 seconds[i] += time.perf_counter() - t0
 

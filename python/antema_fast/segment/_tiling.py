@@ -193,6 +193,37 @@ def batches(n: int, size: int) -> Iterator[slice]:
 RunFn = Callable[[np.ndarray], np.ndarray]
 
 
+FLIP_VIEWS = (1, 2, 4)
+_FLIP_AXES: tuple[tuple[int, ...], ...] = ((), (-1,), (-2,), (-2, -1))
+
+
+def flip_views(run: RunFn, views: int) -> RunFn:
+    """``run`` averaged over ``views`` mirrored copies of its ``[N, C, H, W]`` input.
+
+    1: as is; 2: and mirrored left–right; 4: and up–down, and both (a 180° turn). Each output
+    is mirrored back before the mean, so the result is aligned with the input. Shapes never
+    change, so any engine profile and the tile grid stay valid. The padding at the bottom and
+    right moves to the other side in a mirrored view; the pooling grid stays aligned because
+    the padded size is a multiple of the network's.
+    """
+    if views not in FLIP_VIEWS:
+        raise ValueError(f"flip views: expected one of {FLIP_VIEWS}, got {views!r}")
+    if views == 1:
+        return run
+
+    def averaged(batch: np.ndarray) -> np.ndarray:
+        total: np.ndarray | None = None
+        for axes in _FLIP_AXES[:views]:
+            x = np.ascontiguousarray(np.flip(batch, axes)) if axes else batch
+            y = np.asarray(run(x), dtype=np.float32)
+            y = np.flip(y, axes) if axes else y
+            total = y.copy() if total is None else total + y
+        assert total is not None
+        return total / np.float32(views)
+
+    return averaged
+
+
 def run_tiled(x: np.ndarray, run: RunFn, plan: TilePlan, max_batch: int = 1) -> np.ndarray:
     """Run ``run`` ([N, 1, th, tw] float32 → same shape) over a padded 2-D image and blend.
 

@@ -25,14 +25,20 @@ from .._preprocess import (
     OUTPUT_NAME,
     Preprocessing,
 )
+from ..segment._tiling import flip_views
 
 
 @dataclass
 class OnnxSegmenter:
-    """Minimal ONNX Runtime runner for evaluation: preprocess → pad → run → crop → threshold."""
+    """Minimal ONNX Runtime runner for evaluation: preprocess → pad → run → crop → threshold.
+
+    ``flip_views`` (1, 2 or 4) averages the probability over mirrored views, as
+    ``Settings.flip_views`` does in the pipeline.
+    """
 
     path: Path
     threads: int | None = None
+    flip_views: int = 1
 
     def __post_init__(self) -> None:
         import onnxruntime as ort
@@ -52,6 +58,9 @@ class OnnxSegmenter:
         self.preprocessing = Preprocessing.from_json(meta[META_PREPROCESSING])
         self.pad_multiple = int(meta[META_PAD_MULTIPLE])
         self.threshold = float(meta[META_THRESHOLD])
+        self._run = flip_views(
+            lambda x: self.session.run([OUTPUT_NAME], {INPUT_NAME: x})[0], self.flip_views
+        )
 
     def probability(self, image: np.ndarray) -> np.ndarray:
         x = self.preprocessing.apply(image)
@@ -60,7 +69,7 @@ class OnnxSegmenter:
         ph, pw = (-h) % m, (-w) % m
         if ph or pw:
             x = np.pad(x, ((0, ph), (0, pw)), mode="reflect" if min(h, w) > max(ph, pw) else "edge")
-        out = self.session.run([OUTPUT_NAME], {INPUT_NAME: x[None, None]})[0]
+        out = self._run(np.ascontiguousarray(x[None, None], dtype=np.float32))
         return np.asarray(out[0, 0, :h, :w], dtype=np.float32)
 
     def predict(self, image: np.ndarray) -> np.ndarray:
@@ -183,6 +192,7 @@ def evaluate_model(
     timing_size: int = 1024,
     timing_repeats: int = 3,
     ceiling: bool = False,
+    flip_views: int = 1,
 ) -> dict[str, Any]:
     """Evaluate an ONNX model on a fresh synthetic test set (per regime), real pairs, and time it.
 
@@ -204,6 +214,9 @@ def evaluate_model(
         Also estimate, per regime, the pooled particle IoU an ideal observer could reach on the
         same synthetic images (:func:`antema_fast.train.bound.iou_ceiling`; ``ceiling_iou``
         beside ``iou``). Costly: every particle is re-rendered six times.
+    flip_views : {1, 2, 4}
+        Average the model over this many mirrored views (``Settings.flip_views``); the
+        timing includes them.
 
     Returns
     -------
@@ -216,8 +229,8 @@ def evaluate_model(
     from .bound import iou_ceiling
     from .data import load_pairs, synthetic_set
 
-    seg = OnnxSegmenter(Path(model_path), threads=threads)
-    report: dict[str, Any] = {"model": str(model_path)}
+    seg = OnnxSegmenter(Path(model_path), threads=threads, flip_views=flip_views)
+    report: dict[str, Any] = {"model": str(model_path), "flip_views": flip_views}
     if synthetic_per_regime > 0:
         test = synthetic_set(synthetic_per_regime, synthetic_tile, synthetic_seed)
         per: dict[str, Any] = {}
