@@ -257,3 +257,27 @@ def test_a_field_of_small_particles_over_a_gradient_is_not_taken_for_wide_partic
     assert res.provenance["scale_check"] is None
     truth = s.semantic
     assert np.sum(res.mask & truth) / np.sum(res.mask | truth) > 0.9
+
+
+def test_real_atomic_resolution_image_is_segmented_at_the_suggested_scale(shared_data) -> None:  # type: ignore[no-untyped-def]
+    """The temul HAADF image (2048², 0.0075 nm/px, touching Au particles 500–1500 px wide):
+    nothing at full scale; the default settings find the particles through the merge."""
+    pytest.importorskip("onnxruntime")
+    import warnings
+
+    from antema_fast import Settings, analyze
+
+    path = shared_data / "formats" / "temul" / "example_Au_nanoparticle.emd"
+    if not path.is_file():
+        pytest.skip(f"{path} is absent")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = analyze(path, settings=Settings(threads=2))
+    check = res.provenance["scale_check"]
+    assert check["diameter_px"] > 300 and check["merged_scale"]["regions"] >= 3
+    assert 0.3 < res.mask.mean() < 0.8  # the particles cover about half of the field
+    assert res.table.shape[0] >= 1
+    assert res.table["equivalent_diameter_nm"].between(2.0, 12.0).all()
+    with pytest.warns(UserWarning, match="segment_scale="):
+        off = analyze(path, settings=Settings(threads=2, auto_scale=False))
+    assert off.mask.mean() < 0.05 and off.table.shape[0] == 0
