@@ -117,6 +117,14 @@ def _wide_field(k: int):  # type: ignore[no-untyped-def]
     )
 
 
+def _ordinary_field(seed: list[int], shape: tuple[int, int], regime: str):  # type: ignore[no-untyped-def]
+    """A field of ordinary particles: 4.5 nm at 0.3 nm/px, about 15 px wide."""
+    from antema_fast.synth import Population
+
+    pop = Population(median_diameter_nm=4.5, coverage=0.2)
+    return generate(np.random.default_rng(seed), shape, regime, pixel_size_nm=0.3, population=pop)
+
+
 def test_segment_scale_recovers_particles_far_wider_than_the_training_range() -> None:
     """Particles 250–350 px wide (HRTEM-like sampling of 6 nm particles at 0.02 nm/px) are
     outside what the model was trained on; segmenting at 1/10 scale brings them to 25–35 px."""
@@ -145,7 +153,6 @@ def test_analyze_warns_when_particles_are_wider_than_the_model_knows() -> None:
     import warnings
 
     from antema_fast import Settings, analyze
-    from antema_fast.synth import Population
 
     big = _wide_field(0)
     with pytest.warns(UserWarning, match="segment_scale=") as rec:
@@ -170,13 +177,7 @@ def test_analyze_warns_when_particles_are_wider_than_the_model_knows() -> None:
 
     assert iou(scaled.mask) > 0.85 > 0.2 > iou(res.mask)
     # ordinary particles (about 15 px) raise no warning; the check can be turned off
-    small = generate(
-        np.random.default_rng([2026, 6, 1]),
-        (512, 512),
-        "tem",
-        pixel_size_nm=0.3,
-        population=Population(median_diameter_nm=4.5, coverage=0.2),
-    )
+    small = _ordinary_field([2026, 6, 1], (512, 512), "tem")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         ok = analyze(small.image, pixel_size_nm=0.3, settings=Settings(threads=2))
@@ -235,15 +236,8 @@ def test_a_field_of_small_particles_over_a_gradient_is_not_taken_for_wide_partic
 
     from antema_fast import Settings, analyze
     from antema_fast.segment import Segmenter
-    from antema_fast.synth import Population
 
-    s = generate(
-        np.random.default_rng([2026, 7, 0]),
-        (768, 768),
-        "haadf",
-        pixel_size_nm=0.3,
-        population=Population(median_diameter_nm=4.5, coverage=0.2),
-    )
+    s = _ordinary_field([2026, 7, 0], (768, 768), "haadf")
     seg = Segmenter(Settings(threads=2), backend="onnxruntime")
     full = seg.segment(s.image)
     assert seg.check_scale(s.image, full) is None

@@ -20,6 +20,12 @@ _CIRCULARITIES = ("corrected", "legacy")
 _BACKENDS = ("auto", "onnxruntime", "tensorrt", "threshold")
 
 
+def check_segment_scale(value: object, name: str) -> None:
+    """Refuse a resize factor for segmentation outside [0.01, 4] (``name`` in the message)."""
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and 0.01 <= value <= 4.0):
+        raise ValueError(f"{name}: expected a number in [0.01, 4], got {value!r}")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every parameter of the analysis, with the defaults of the SPEC (ANTEMA's where it has one).
@@ -133,14 +139,7 @@ class Settings:
                 raise ValueError(f"{name}: expected an integer ≥ 0, got {v!r}")
         if self.tile_size < 64:
             raise ValueError(f"tile_size: expected at least 64 px, got {self.tile_size}")
-        if not (
-            isinstance(self.segment_scale, (int, float))
-            and math.isfinite(self.segment_scale)
-            and 0.01 <= self.segment_scale <= 4.0
-        ):
-            raise ValueError(
-                f"segment_scale: expected a number in [0.01, 4], got {self.segment_scale!r}"
-            )
+        check_segment_scale(self.segment_scale, "segment_scale")
         if self.flip_views not in (1, 2, 4) or isinstance(self.flip_views, bool):
             raise ValueError(f"flip_views: expected 1, 2 or 4, got {self.flip_views!r}")
         for name in ("check_scale", "auto_scale"):

@@ -14,7 +14,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from .._preprocess import Preprocessing
-from .._settings import Backend, Settings
+from .._settings import Backend, Settings, check_segment_scale
 from ._models import ModelInfo, load_model_info
 from ._tiling import (
     DEFAULT_OVERLAP,
@@ -68,19 +68,17 @@ def _compact_inside(labels: np.ndarray, stats: np.ndarray, region: np.ndarray) -
 
 
 def _wide_regions(
-    labels: np.ndarray, diameters: np.ndarray, min_px: float, full_mask: np.ndarray
+    labels: np.ndarray,
+    diameters: np.ndarray,
+    min_px: float,
+    lab_full: np.ndarray,
+    stats_full: np.ndarray,
 ) -> tuple[list[int], int]:
     """The labels (of a full-size label image; ``diameters[i - 1]`` the width of label ``i`` in
     full-size px) at least ``min_px`` wide that are not a field of small particles in the
-    full-scale mask, and how many wide ones were such fields."""
-    import cv2
-
+    full-scale mask (its 8-connected components ``lab_full``, ``stats_full``), and how many
+    wide ones were such fields."""
     large = np.flatnonzero(diameters >= min_px) + 1
-    if large.size == 0:
-        return [], 0
-    _, lab_full, stats_full, _ = cv2.connectedComponentsWithStats(
-        full_mask.astype(np.uint8), connectivity=8
-    )
     keep = []
     for i in large:
         region = labels == i
@@ -355,10 +353,8 @@ class Segmenter:
         ``pixel_size_nm`` is one value for all images or one per image; ``scale`` as for
         :meth:`segment`.
         """
-        if scale is not None and not (
-            isinstance(scale, (int, float)) and np.isfinite(scale) and 0.01 <= scale <= 4.0
-        ):
-            raise ValueError(f"scale: expected a number in [0.01, 4], got {scale!r}")
+        if scale is not None:
+            check_segment_scale(scale, "scale")
         images = list(images)
         if isinstance(pixel_size_nm, Sequence) and not isinstance(pixel_size_nm, str):
             sizes = list(pixel_size_nm)
@@ -418,7 +414,10 @@ class Segmenter:
         if not np.any(diam >= SCALE_CHECK_MIN_PX):
             return None
         up = cv2.resize(lab.astype(np.int32), (w, h), interpolation=cv2.INTER_NEAREST)
-        keep, _ = _wide_regions(up, diam, SCALE_CHECK_MIN_PX, segmentation.mask)
+        _, lab_full, stats_full, _ = cv2.connectedComponentsWithStats(
+            segmentation.mask.astype(np.uint8), connectivity=8
+        )
+        keep, _ = _wide_regions(up, diam, SCALE_CHECK_MIN_PX, lab_full, stats_full)
         if not keep:
             return None
         large = np.asarray(keep)
@@ -473,7 +472,10 @@ class Segmenter:
             wide.mask.astype(np.uint8), connectivity=8
         )
         diam = 2.0 * np.sqrt(stats[1:, cv2.CC_STAT_AREA].astype(np.float64) / np.pi)
-        keep, fields = _wide_regions(lab, diam, min_width_px, segmentation.mask)
+        _, lab_full, stats_full, _ = cv2.connectedComponentsWithStats(
+            segmentation.mask.astype(np.uint8), connectivity=8
+        )
+        keep, fields = _wide_regions(lab, diam, min_width_px, lab_full, stats_full)
         note = {
             "scale": float(scale),
             "regions": len(keep),
@@ -493,7 +495,6 @@ class Segmenter:
             )
             > 0
         )
-        _, lab_full = cv2.connectedComponents(segmentation.mask.astype(np.uint8), connectivity=8)
         hit = np.unique(lab_full[near & segmentation.mask])
         replaced = near | np.isin(lab_full, hit[hit > 0])
         mask = np.where(replaced, big, segmentation.mask)
