@@ -77,13 +77,21 @@ def test_models_by_name_and_padding() -> None:
         build_model("resnet")
 
 
-def test_full_resolution_blocks_start_as_the_identity_and_extend_a_checkpoint(
-    tmp_path: Path,
+@pytest.mark.parametrize(
+    ("extra", "block"),
+    [
+        ({"refine_blocks": 2}, lambda m: m.post[0]),
+        ({"context_blocks": 1}, lambda m: m.context[0][0]),
+    ],
+    ids=["full-resolution", "context"],
+)
+def test_new_blocks_start_as_the_identity_and_extend_a_checkpoint(
+    tmp_path: Path, extra: dict, block
 ) -> None:
     import dataclasses
 
     plain = build_model("unet", base=8)
-    deep = build_model("unet", base=8, refine_blocks=2)
+    deep = build_model("unet", base=8, **extra)
     assert count_parameters(deep) > count_parameters(plain)
     assert deep.load_state_dict(plain.state_dict(), strict=False).unexpected_keys == []
     x = torch.randn(2, 1, 64, 64)
@@ -94,22 +102,56 @@ def test_full_resolution_blocks_start_as_the_identity_and_extend_a_checkpoint(
     src.run()
     log = io.StringIO()
     cfg = dataclasses.replace(
-        _cfg(tmp_path / "dst", [], 2),
-        refine_blocks=2,
-        init_from=str(tmp_path / "src" / "checkpoint.pt"),
+        _cfg(tmp_path / "dst", [], 2), init_from=str(tmp_path / "src" / "checkpoint.pt"), **extra
     )
     dst = Trainer(cfg, log=log)
-    assert "2 new full-resolution block(s)" in log.getvalue()
+    assert "new block(s) starting as the identity" in log.getvalue()
     with torch.no_grad():
         torch.testing.assert_close(dst.model.eval()(x), src.model.eval()(x), rtol=0, atol=0)
     dst.run()
-    assert float(dst.model.post[0].body[-1].weight.detach().abs().sum()) > 0  # it learns
+    assert float(block(dst.model).body[-1].weight.detach().abs().sum()) > 0  # it learns
+    # the same from the exported ONNX file: the new blocks are not in the graph
+    onnx_dst = Trainer(
+        dataclasses.replace(
+            cfg,
+            out_dir=str(tmp_path / "dst2"),
+            init_from=str(tmp_path / "src" / "antema-unet.onnx"),
+        ),
+        log=io.StringIO(),
+    )
+    with torch.no_grad():
+        torch.testing.assert_close(
+            onnx_dst.model.eval()(x), src.model.eval()(x), rtol=1e-4, atol=1e-5
+        )
+    assert float(block(onnx_dst.model).body[-1].weight.detach().abs().sum()) == 0
     # the other way round (a checkpoint with blocks into a model without) is refused
     back = dataclasses.replace(
         _cfg(tmp_path / "back", [], 1), init_from=str(tmp_path / "dst" / "checkpoint.pt")
     )
     with pytest.raises(ValueError, match="does not fit"):
         Trainer(back, log=io.StringIO())
+
+
+def test_init_from_a_checkpoint_takes_its_averaged_weights(tmp_path: Path) -> None:
+    """With ``ema`` on, the averaged weights are the ones validated and exported, so a phase
+    that starts from such a checkpoint starts from them, not from the raw weights."""
+    import dataclasses
+
+    src = Trainer(dataclasses.replace(_cfg(tmp_path / "src", [], 3), ema=0.9), log=io.StringIO())
+    src.run()
+    assert src.ema_model is not None
+    x = torch.randn(2, 1, 64, 64)
+    with torch.no_grad():
+        avg = src.ema_model.eval()(x)
+        assert float((src.model.eval()(x) - avg).abs().max()) > 1e-4
+    dst = Trainer(
+        dataclasses.replace(
+            _cfg(tmp_path / "dst", [], 1), init_from=str(tmp_path / "src" / "checkpoint.pt")
+        ),
+        log=io.StringIO(),
+    )
+    with torch.no_grad():
+        torch.testing.assert_close(dst.model.eval()(x), avg, rtol=0, atol=0)
 
 
 def test_batches_are_seeded_per_step(tmp_path: Path) -> None:

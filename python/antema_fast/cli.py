@@ -561,6 +561,13 @@ def _add_train(sub: argparse._SubParsersAction) -> Runner:  # type: ignore[type-
         help="U-Net: residual blocks at full resolution (start as the identity, so they can be "
         "added to an --init-from checkpoint; default 0)",
     )
+    p.add_argument(
+        "--context-blocks",
+        type=int,
+        default=0,
+        help="U-Net: residual blocks after each coarse decoder level (1/4 to 1/16 resolution; "
+        "start as the identity like --refine-blocks; default 0)",
+    )
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--tile", type=int, default=256)
@@ -644,6 +651,7 @@ def _run_train(args: argparse.Namespace) -> int:
         model=args.model,
         base=args.base,
         refine_blocks=args.refine_blocks,
+        context_blocks=args.context_blocks,
         steps=args.steps,
         batch=args.batch,
         tile=args.tile,

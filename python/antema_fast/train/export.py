@@ -168,6 +168,7 @@ def import_onnx_weights(
     model: nn.Module,
     path: str | Path,
     calibration: Iterable[np.ndarray] = (),
+    new_ok: tuple[str, ...] = (),
 ) -> int:
     """Load the weights of an ONNX file written by :func:`export_onnx` into ``model``.
 
@@ -183,8 +184,10 @@ def import_onnx_weights(
 
     Convolution nodes are matched to modules by the module path in the node name
     (``/model/<...>/<path>/Conv``, as the TorchScript exporter writes it); every convolution of
-    the model must be found once with the same weight shape. Returns the number of
-    convolutions loaded; raises ``ValueError`` naming the file when the graph does not fit.
+    the model must be found once with the same weight shape, except those under the module
+    prefixes ``new_ok`` (blocks that start as the identity, added since the file was written:
+    they keep their initialisation). Returns the number of convolutions loaded; raises
+    ``ValueError`` naming the file when the graph does not fit.
     """
     import onnx
     from onnx import numpy_helper
@@ -208,9 +211,10 @@ def import_onnx_weights(
                 f"{tuple(convs[key][0].weight.shape)} in the model"
             )
         found[key] = (w, b)
-    missing = sorted(set(convs) - set(found))
+    missing = sorted(k for k in set(convs) - set(found) if not k.startswith(new_ok))
     if missing:
         raise ValueError(f"{path}: the graph has no weights for {missing[:5]}")
+    convs = {k: v for k, v in convs.items() if k in found}
     with torch.no_grad():
         for key, (conv, bn) in convs.items():
             w, b = found[key]

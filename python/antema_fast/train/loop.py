@@ -44,6 +44,9 @@ class TrainConfig:
         U-Net: residual blocks at full resolution after the refinement (see
         :class:`antema_fast.train.models.CompactUNet`); they start as the identity, so a run
         can add them to a checkpoint without them (``init_from``).
+    context_blocks : int
+        U-Net: residual blocks after each coarse decoder level (see
+        :class:`antema_fast.train.models.CompactUNet`); they start as the identity too.
     steps : int
         Optimiser steps.
     batch : int
@@ -89,6 +92,7 @@ class TrainConfig:
     model: str = "unet"
     base: int = 16
     refine_blocks: int = 0
+    context_blocks: int = 0
     steps: int = 3000
     batch: int = 8
     tile: int = 256
@@ -117,7 +121,11 @@ class TrainConfig:
     def model_kwargs(self) -> dict[str, Any]:
         if self.model != "unet":
             return {}
-        return {"base": self.base, "refine_blocks": self.refine_blocks}
+        return {
+            "base": self.base,
+            "refine_blocks": self.refine_blocks,
+            "context_blocks": self.context_blocks,
+        }
 
 
 def _progress(cfg: TrainConfig, step: int, wall_s: float) -> float:
@@ -277,17 +285,19 @@ class Trainer:
                 v.copy_(cur[name])
 
     def _init_weights(self, path: Path) -> None:
-        """Weights of a checkpoint or ONNX file; modules the checkpoint lacks keep their
-        initialisation only if they are new full-resolution blocks (which start as the identity)."""
+        """Weights of a checkpoint (its averaged weights when it has them: those are the ones
+        validated and exported) or ONNX file; modules the file lacks keep their initialisation
+        only if they are new blocks that start as the identity (``model.identity_start``)."""
+        new_ok = tuple(getattr(self.model, "identity_start", ()))
         if path.suffix == ".onnx":
             # batches far beyond any run's steps: not the ones training will draw
             calib = (self.sampler.batch(10**9 + i, self.cfg.batch)[0] for i in range(4))
-            n = import_onnx_weights(self.model, path, calib)
+            n = import_onnx_weights(self.model, path, calib, new_ok=new_ok)
             print(f"init from {path}: {n} convolutions, batch norms recalibrated", file=self.log)
             return
         st = torch.load(path, map_location="cpu", weights_only=False)
-        res = self.model.load_state_dict(st["model"], strict=False)
-        foreign = [k for k in res.missing_keys if not k.startswith("post.")]
+        res = self.model.load_state_dict(st.get("ema_model") or st["model"], strict=False)
+        foreign = [k for k in res.missing_keys if not k.startswith(new_ok)]
         if res.unexpected_keys or foreign:
             raise ValueError(
                 f"{path}: checkpoint does not fit the model {self.cfg.model!r} "
@@ -295,7 +305,7 @@ class Trainer:
             )
         if res.missing_keys:
             n = len({k.split(".")[1] for k in res.missing_keys})
-            print(f"init from {path}: {n} new full-resolution block(s)", file=self.log)
+            print(f"init from {path}: {n} new block(s) starting as the identity", file=self.log)
 
     # -- checkpoints --------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
