@@ -282,6 +282,7 @@ def test_evaluate_model_reports_paper_and_instance_metrics(tmp_path: Path) -> No
 def test_threshold_calibration_and_release(tmp_path: Path) -> None:
     """calibrate_threshold picks the validation-IoU maximum; release writes it into the model's
     metadata and the card, and the segmenter then uses it."""
+    from antema_fast import synth
     from antema_fast.segment import Segmenter
     from antema_fast.train.card import release
     from antema_fast.train.evaluate import OnnxSegmenter, calibrate_threshold, evaluate_model
@@ -294,6 +295,9 @@ def test_threshold_calibration_and_release(tmp_path: Path) -> None:
     assert cal["threshold"] in cal["thresholds"] and 0.5 in cal["thresholds"]
     assert iou.max() == cal["iou"][cal["thresholds"].index(cal["threshold"])]
     assert cal["iou_at_model"] == cal["iou"][cal["thresholds"].index(0.5)] <= iou.max()
+    # the pooled IoU is the union-weighted mean of the regimes' IoUs
+    assert list(cal["regimes"]) == list(synth.REGIMES)
+    assert min(cal["regimes"].values()) <= iou.max() <= max(cal["regimes"].values())
     with pytest.raises(ValueError, match="thresholds"):
         calibrate_threshold(src, synthetic_per_regime=1, synthetic_tile=64, thresholds=[1.5])
 
