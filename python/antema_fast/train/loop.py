@@ -304,7 +304,7 @@ class Trainer:
                 f"(missing {foreign[:5]}, unexpected {res.unexpected_keys[:5]})"
             )
         if res.missing_keys:
-            n = len({k.split(".")[1] for k in res.missing_keys})
+            n = len({k.split(".body.")[0] for k in res.missing_keys})  # e.g. context.0.0
             print(f"init from {path}: {n} new block(s) starting as the identity", file=self.log)
 
     # -- checkpoints --------------------------------------------------------------------------

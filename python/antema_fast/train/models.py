@@ -27,42 +27,38 @@ class _Double(nn.Sequential):
         super().__init__(_cbr(cin, cout), _cbr(cout, cout))
 
 
-class _FullResBlock(nn.Module):
-    """Residual block for the full-resolution stage: 3×3 expansion, ReLU, 1×1 projection.
+class _IdentityStartBlock(nn.Module):
+    """``relu(x + body(x))`` where ``body`` is a conv + BN + ReLU (``width`` channels out,
+    ``kernel``×``kernel``) then a ``kernel``×``kernel`` convolution back to ``channels`` and a
+    batch norm whose scale starts at zero: a new block is the identity, so blocks added to a
+    trained network (``init_from``) leave its output unchanged until they learn."""
 
-    The projection's batch-norm scale starts at zero, so a new block is the identity: blocks
-    added to a trained network (``init_from``) leave its output unchanged until they learn.
-    """
+    def __init__(self, channels: int, width: int, kernel: int) -> None:
+        super().__init__()
+        last = nn.BatchNorm2d(channels)
+        nn.init.zeros_(last.weight)
+        self.body = nn.Sequential(
+            _cbr(channels, width),
+            nn.Conv2d(width, channels, kernel, padding=kernel // 2, bias=False),
+            last,
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(x + self.body(x))
+
+
+class _FullResBlock(_IdentityStartBlock):
+    """Residual block for the full-resolution stage: 3×3 expansion, ReLU, 1×1 projection."""
 
     def __init__(self, channels: int, width: int) -> None:
-        super().__init__()
-        last = nn.BatchNorm2d(channels)
-        nn.init.zeros_(last.weight)
-        self.body = nn.Sequential(
-            _cbr(channels, width), nn.Conv2d(width, channels, 1, bias=False), last
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(x + self.body(x))
+        super().__init__(channels, width, kernel=1)
 
 
-class _ContextBlock(nn.Module):
-    """Residual block for a coarse decoder level: two 3×3 convolutions at the level's width.
-
-    Like :class:`_FullResBlock` its last batch-norm scale starts at zero, so it starts as the
-    identity and can be added to a trained network.
-    """
+class _ContextBlock(_IdentityStartBlock):
+    """Residual block for a coarse decoder level: two 3×3 convolutions at the level's width."""
 
     def __init__(self, channels: int) -> None:
-        super().__init__()
-        last = nn.BatchNorm2d(channels)
-        nn.init.zeros_(last.weight)
-        self.body = nn.Sequential(
-            _cbr(channels, channels), nn.Conv2d(channels, channels, 3, padding=1, bias=False), last
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(x + self.body(x))
+        super().__init__(channels, channels, kernel=3)
 
 
 class CompactUNet(nn.Module):
