@@ -1100,7 +1100,10 @@ def draw_imaging(regime: str, rng: np.random.Generator, median_diameter_nm: floa
             carbon_amplitude=contrast * float(rng.uniform(0.05, 0.3)),
             carbon_grain_nm=float(rng.uniform(0.3, 1.0)),
             lattice_amplitude=float(rng.uniform(0.1, 0.4)) if hr else 0.0,
-            blur_nm=float(rng.uniform(0.03, 0.2)) if hr else lu(0.1, 1.2),
+            # HRTEM: σ 0.02–0.15 nm, log-uniform. Below about 0.06 nm the 0.20–0.24 nm fringes
+            # keep ≥ 20 % of their amplitude (a lattice-resolving microscope near focus, about
+            # half the fields); above it they fade (defocus, lower resolution).
+            blur_nm=lu(0.02, 0.15) if hr else lu(0.1, 1.2),
             fresnel_amplitude=float(rng.uniform(-0.3, 1.5)),
             fresnel_width_nm=float(rng.uniform(0.2, 1.0)) if hr else lu(0.5, 4.0),
             dose_per_px=lu(2.0, 15.0) if regime == "lowdose" else lu(30.0, 3000.0),
