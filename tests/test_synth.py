@@ -9,7 +9,15 @@ import numpy as np
 import pytest
 import synth_reference
 from antema_fast import synth
-from antema_fast.synth import Imaging, Particle, Population, generate, make_particle, render
+from antema_fast.synth import (
+    Imaging,
+    Particle,
+    Population,
+    SynthImage,
+    generate,
+    make_particle,
+    render,
+)
 
 CLEAN_BF = Imaging(
     style="bf", mu_per_nm=0.05, carbon_amplitude=0.0, blur_nm=0.0, dose_per_px=math.inf
@@ -241,12 +249,16 @@ LATTICE_BF = replace(CLEAN_BF, lattice_amplitude=0.3)
 FRINGED = Particle(y_nm=3.2, x_nm=3.2, scale_nm=4.0, lattice_spacing_nm=0.235)
 
 
+def _fringe_signal(blur_nm: float = 0.0) -> tuple[np.ndarray, SynthImage]:
+    """The fringes alone (image with lattice minus without) of FRINGED, and its render."""
+    s = render([FRINGED], (128, 128), 0.05, replace(LATTICE_BF, blur_nm=blur_nm), 0)
+    flat = render([FRINGED], (128, 128), 0.05, replace(CLEAN_BF, blur_nm=blur_nm), 0)
+    return s.image - flat.image, s
+
+
 def test_lattice_fringes_only_inside_particles_at_hrtem_scale() -> None:
-    s = render([FRINGED], (128, 128), 0.05, LATTICE_BF, 0)
-    inner = s.thickness_nm > 3.0
-    plain = render([FRINGED], (128, 128), 0.05, CLEAN_BF, 0)
-    diff = s.image - plain.image
-    assert np.abs(diff[inner]).max() > 0.05
+    diff, s = _fringe_signal()
+    assert np.abs(diff[s.thickness_nm > 3.0]).max() > 0.05
     assert np.abs(diff[~s.semantic]).max() == 0.0
 
 
@@ -255,9 +267,8 @@ def test_hrtem_fields_resolve_the_lattice_about_half_the_time() -> None:
     # particle keep >= 20 % of their unblurred amplitude in about half of the fields, and
     # fade in the rest (defocus, lower resolution).
     def fringes(blur_nm: float) -> float:
-        s = render([FRINGED], (128, 128), 0.05, replace(LATTICE_BF, blur_nm=blur_nm), 0)
-        flat = render([FRINGED], (128, 128), 0.05, replace(CLEAN_BF, blur_nm=blur_nm), 0)
-        return float((s.image - flat.image)[s.thickness_nm > 3.0].std())
+        diff, s = _fringe_signal(blur_nm)
+        return float(diff[s.thickness_nm > 3.0].std())
 
     ref = fringes(0.0)
     rng = np.random.default_rng(3)
