@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import antema_fast as af
 import numpy as np
@@ -209,3 +210,110 @@ def test_analyze_sample_needs_images_and_a_pixel_size() -> None:
         af.analyze_sample([], settings=THRESHOLD)
     with pytest.raises(ValueError, match="pixel_size_nm is required"):
         af.analyze_sample([disc_image(DISCS)], settings=THRESHOLD)
+
+
+# ---------------------------------------------------------------------------------------------
+# coverage: how much of the segmented area the table measures
+
+
+def chain_image(scale: int) -> np.ndarray:
+    """A branched chain of 17 touching discs 7.2·scale px wide, and 3 loose ones (float32).
+
+    Small particles agglomerate like this; at scale 1 the discs are about as wide as UECS's
+    minimum marker (30 px, a disc 6.2 px across), at scale 3 well above it.
+    """
+    rng = np.random.default_rng(0)
+    shape = (120 * scale, 120 * scale)
+    img = rng.normal(3000.0, 60.0, shape)
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    centres = [(30 + 6 * i, 30 + 2 * (i % 2)) for i in range(6)]
+    centres += [(60, 36 + 6 * j) for j in range(6)]
+    centres += [(30 + 6 * i, 66 + 2 * (i % 2)) for i in range(5)]
+    centres += [(90, 25), (95, 60), (85, 95)]
+    for r, c in centres:
+        img[(yy - r * scale) ** 2 + (xx - c * scale) ** 2 <= (3.6 * scale) ** 2] = 800.0
+    return img.astype(np.float32)
+
+
+def test_coverage_warns_when_uecs_cannot_split_small_particles() -> None:
+    # 7 px discs: UECS's markers fall under its minimum, the chain is lost, the table keeps the
+    # 3 loose discs, and analyze says so
+    with pytest.warns(UserWarning, match=r"minimum marker of 30 px.*higher magnification"):
+        small = af.analyze(chain_image(1), pixel_size_nm=1.0, settings=THRESHOLD)
+    assert small.n_particles == 3 and small.counts["marker_too_small"] >= 3
+    cov = small.provenance["coverage"]
+    assert cov["measured_fraction"] < 0.3 and cov["warning"].startswith("only 1")
+    assert 6.5 < cov["median_particle_diameter_px"] < 8.5
+    # the same field at 3x the magnification: separated and measured, no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        large = af.analyze(chain_image(3), pixel_size_nm=1.0 / 3, settings=THRESHOLD)
+    assert large.n_particles >= 18
+    assert large.provenance["coverage"]["measured_fraction"] > 0.9
+    assert large.provenance["coverage"]["warning"] is None
+    # the check can be turned off; the share is recorded anyway
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        off = af.analyze(
+            chain_image(1), pixel_size_nm=1.0, settings=THRESHOLD.replace(min_measured_fraction=0)
+        )
+    assert off.provenance["coverage"]["measured_fraction"] == cov["measured_fraction"]
+
+
+def test_coverage_leaves_out_what_the_border_cuts() -> None:
+    from antema_fast.measure import Particle
+    from antema_fast.separate import coverage
+
+    m = np.zeros((100, 100), bool)
+    m[40:50, 40:50] = True  # measured, 100 px
+    m[10:20, 70:80] = True  # away from the border, not measured: 100 px
+    m[0:5, 0:30] = True  # cut by the border, never reaches 2 d = 23 px inside: not counted
+    m[60:100, 0:100] = True  # cut by the border, but reaches deep inside: rows 60..76 counted
+    got = coverage(m, [Particle(40, 40, np.ones((10, 10), bool))], min_area_px=4)
+    reach = int(np.ceil(2 * 2 * np.sqrt(100 / np.pi)))
+    deep = (100 - reach - 60) * (100 - 2 * reach)
+    assert got["area_px"] == 200 + deep and got["measured_px"] == 100
+    assert got["unmeasured_areas"] == 1
+    # specks below min_area_px are not counted; with no particle only interior areas count
+    m2 = np.zeros((50, 50), bool)
+    m2[10:12, 10:12] = True
+    m2[30:40, 30:40] = True
+    none = coverage(m2, [], min_area_px=5)
+    assert none["area_px"] == 100 and none["measured_fraction"] == 0.0
+    assert none["median_particle_diameter_px"] is None
+    assert coverage(np.zeros((8, 8), bool), [])["measured_fraction"] is None
+
+
+def test_real_agglomerated_small_particles_are_flagged(shared_data) -> None:  # type: ignore[no-untyped-def]
+    # ParticleSpy's SiO2 HAADF image: rafts of touching spheres about 7 px wide
+    path = shared_data / "formats" / "particlespy" / "SiO2 HAADF Image.hspy"
+    with pytest.warns(UserWarning, match="SiO2 HAADF Image.hspy: only"):
+        res = af.analyze(path, settings=af.Settings(threads=2))
+    assert res.provenance["coverage"]["measured_fraction"] < 0.6
+
+
+def test_coverage_warning_reaches_the_console_run_json_and_report(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from antema_fast.cli import main
+
+    for name, scale in (("chain", 1), ("chain_x3", 3)):
+        tifffile.imwrite(
+            tmp_path / f"{name}.tif",
+            chain_image(scale),
+            imagej=True,
+            resolution=(scale, scale),
+            metadata={"unit": "nm"},
+        )
+    out = tmp_path / "out"
+    assert main(["analyze", str(tmp_path), "-o", str(out), "--backend", "threshold"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("warning:") == 1 and "chain.tif: only" in err
+    run = {i["name"]: i for i in json.loads((out / "run.json").read_text())["images"]}
+    assert len(run["chain"]["warnings"]) == 1 and run["chain_x3"]["warnings"] == []
+    assert "minimum marker" in run["chain"]["warnings"][0]
+    page = (out / "chain" / "index.html").read_text()
+    assert "class=warn>warning: only" in page and "cover 1" in page
+    assert "class=warn" not in (out / "chain_x3" / "index.html").read_text()
+    manifest = json.loads((out / "chain" / "manifest.json").read_text())
+    assert manifest["provenance"]["coverage"]["measured_fraction"] < 0.3

@@ -41,6 +41,8 @@ def test_min_area_is_area_of_disc(s_nm):
         dict(auto_scale=1),
         dict(flip_views=3),
         dict(flip_views=True),
+        dict(min_measured_fraction=1.5),
+        dict(min_measured_fraction=-0.1),
     ],
 )
 def test_bad_settings_are_refused(bad):

@@ -389,6 +389,7 @@ def run_batch(
                 "folder": r.folder,
                 "particles": r.n_particles,
                 "status": r.status,
+                "warnings": list(r.warnings),
             }
             for r in report.images
         ],

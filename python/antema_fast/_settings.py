@@ -74,6 +74,13 @@ class Settings:
         scale and take the wide particles from there, keeping the full-scale outlines of all
         other particles (``Segmenter.merge_wide``; recorded in the result's provenance as
         ``scale_check["merged_scale"]``). Needs ``check_scale``; off → the warning only.
+    min_measured_fraction : float
+        ``analyze`` warns when less than this share of the segmented particle area, border
+        effects aside, ends up in measured particles (the rest went to exclusions such as
+        ``marker_too_small``): the table then misses much of what was segmented, typically
+        because particles are too few pixels wide for UECS. 0 turns the warning off. The share
+        is kept in the result's provenance (``coverage``) either way
+        (:func:`antema_fast.separate.coverage`).
     bootstrap_samples : int
         Resamples for the bootstrap 95 % confidence interval of the mean.
     seed : int
@@ -103,6 +110,7 @@ class Settings:
     flip_views: int = 1
     check_scale: bool = True
     auto_scale: bool = True
+    min_measured_fraction: float = 0.6
     bootstrap_samples: int = 2000
     seed: int = 0
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
@@ -116,7 +124,7 @@ class Settings:
             )
         if self.backend not in _BACKENDS:
             raise ValueError(f"backend: expected one of {_BACKENDS}, got {self.backend!r}")
-        for name in ("convexity_threshold", "min_convexity"):
+        for name in ("convexity_threshold", "min_convexity", "min_measured_fraction"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and 0.0 <= v <= 1.0):
                 raise ValueError(f"{name}: expected a number in [0, 1], got {v!r}")

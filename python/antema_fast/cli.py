@@ -164,6 +164,14 @@ def _add_analyze_arguments(p: argparse.ArgumentParser) -> None:
         help="when that pass finds such particles, only warn (default: segment them again at a "
         "reduced scale and merge them into the full-scale mask)",
     )
+    g.add_argument(
+        "--min-measured-fraction",
+        type=float,
+        metavar="X",
+        help="warn when less than this share of the segmented particle area (border effects "
+        "aside) is in measured particles, e.g. particles too few pixels wide for UECS; 0: never "
+        "(default: 0.6)",
+    )
     o = p.add_argument_group("output")
     o.add_argument(
         "--format",
@@ -254,6 +262,7 @@ def _analyze_settings(args: argparse.Namespace) -> object:
         "check_scale": "check_scale",
         "auto_scale": "auto_scale",
         "flip_views": "flip_views",
+        "min_measured_fraction": "min_measured_fraction",
     }
     changes = {
         field: getattr(args, arg)

@@ -419,7 +419,7 @@ def finish(
         If the pixel size is missing (NaN) or not positive, or the mask's shape differs from the
         image's.
     """
-    from .separate import postprocess
+    from .separate import coverage, postprocess
 
     settings = settings if settings is not None else Settings()
     name = _image_name(micrograph)
@@ -454,6 +454,10 @@ def finish(
     if "image" not in excluded.columns:
         excluded.insert(0, "image", name)
     counts = {str(k): int(v) for k, v in dict(pp.counts).items()}
+    provenance = _provenance(micrograph, segmentation, settings, segmenter_info)
+    cov = coverage(mask, pp.particles, settings.min_area_px(s))
+    cov["warning"] = _coverage_warning(cov, counts, settings, s)
+    provenance["coverage"] = cov
     return AnalysisResult(
         name=name,
         micrograph=micrograph,
@@ -464,7 +468,7 @@ def finish(
         mask=mask.astype(bool, copy=False),
         particles=list(pp.particles),
         timings=times,
-        provenance=_provenance(micrograph, segmentation, settings, segmenter_info),
+        provenance=provenance,
     )
 
 
@@ -556,13 +560,53 @@ def analyze(
         segmentation = check_and_merge_scale(
             segmenter, micrograph.data, segmentation, settings, where, timings, pixel_size_nm=s
         )
-    return finish(
+    result = finish(
         micrograph,
         segmentation,
         settings,
         timings=timings,
         segmenter_info=_segmenter_info(segmenter),
     )
+    message = (result.provenance.get("coverage") or {}).get("warning")
+    if message:
+        where = getattr(micrograph, "path", None) or result.name
+        warnings.warn(f"{where}: {message}", UserWarning, stacklevel=2)
+    return result
+
+
+def _coverage_warning(
+    cov: Mapping[str, Any], counts: Mapping[str, int], settings: Settings, pixel_size_nm: float
+) -> str | None:
+    """The advice ``analyze`` gives when measured particles cover too little of the mask.
+
+    None when ``cov["measured_fraction"]`` (:func:`antema_fast.separate.coverage`) is at least
+    ``settings.min_measured_fraction`` (or unknown); otherwise one sentence with the share, the
+    exclusions (``counts``) that took the rest, and what to try.
+    """
+    frac = cov.get("measured_fraction")
+    if frac is None or frac >= settings.min_measured_fraction:
+        return None
+    lost = ", ".join(
+        f"{n} {reason}" for reason, n in counts.items() if n and reason not in ("speck", "border")
+    )
+    message = (
+        f"only {frac:.0%} of the segmented particle area (border effects aside) is in measured "
+        f"particles; the rest was excluded ({lost or 'no exclusion listed'})"
+    )
+    d_px = cov.get("median_particle_diameter_px")
+    m_px = settings.min_marker_area(pixel_size_nm)
+    marker_d = 2.0 * math.sqrt(m_px / math.pi)
+    if settings.separation == "uecs" and d_px is not None and d_px < 3.0 * marker_d:
+        message += (
+            f". The particles are about {d_px:.0f} px wide, close to UECS's minimum marker of "
+            f"{m_px} px (a disc {marker_d:.1f} px across), so it cannot split agglomerates of "
+            "them: the table holds only the particles it could separate. Images at a higher "
+            "magnification measure them reliably; separation='watershed' (--separation "
+            "watershed) splits by distance instead (check its particle map)"
+        )
+    else:
+        message += "; check the particle map for agglomerates that could not be separated"
+    return message
 
 
 def check_and_merge_scale(

@@ -26,7 +26,7 @@ th{background:#f0f0f0}td.l,th.l{text-align:left}
 .pics{display:flex;flex-wrap:wrap;gap:.6em}.pics figure{margin:0}
 .pics img{max-width:440px;height:auto;border:1px solid #ddd}
 figcaption{font-size:.8em;color:#555}
-.fail{color:#b00}.small{font-size:.85em;color:#555}
+.fail{color:#b00}.warn{color:#a60}.small{font-size:.85em;color:#555}
 """
 
 _PICTURE_CAPTIONS = {
@@ -86,6 +86,16 @@ def _image_section(manifest: Mapping[str, Any], prefix: str, level: int = 2) -> 
         f"{html.escape(str(prov.get('backend')))}, model "
         f"{html.escape(str(prov.get('model_name')))}</span></p>"
     )
+    cov = prov.get("coverage") or {}
+    if cov.get("measured_fraction") is not None:
+        out.append(
+            f"<p class=small>measured particles cover {cov['measured_fraction']:.0%} of the "
+            "segmented particle area (border effects aside)</p>"
+        )
+    notes = [*(prov.get("reader_warnings") or ()), cov.get("warning")]
+    notes += [(prov.get("scale_check") or {}).get("message")]
+    for note in filter(None, notes):
+        out.append(f"<p class=warn>warning: {html.escape(str(note))}</p>")
     out.append(_summary_table(manifest.get("summary", [])))
     links = []
     for fmt, fname in (files.get("particles") or {}).items():
