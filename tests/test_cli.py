@@ -124,6 +124,14 @@ def test_examples_with_the_shipped_model(tmp_path: Path) -> None:
     d = {r["quantity"]: r for r in manifest["summary"]}["equivalent_diameter_nm"]["mean"]
     assert d == pytest.approx(want["mean_equivalent_diameter_inside_nm"], rel=0.2)
     assert manifest["n_particles"] == pytest.approx(want["particles_inside"], rel=0.3)
+    # nothing to warn about on this clean field; a scale-check finding that the pass at the
+    # reduced scale did not confirm changes nothing and stays in the provenance
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert run["images"][0]["warnings"] == []
+    assert "class=warn" not in (tmp_path / "gold_tem_sparse" / "index.html").read_text()
+    check = manifest["provenance"]["scale_check"]
+    if check is not None:
+        assert check["merged_scale"]["regions"] == 0 and "mask unchanged" in check["message"]
 
 
 # ---------------------------------------------------------------------------------------------

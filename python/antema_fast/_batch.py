@@ -302,7 +302,9 @@ def run_batch(
                 )
             messages = tuple(dict.fromkeys(str(w.message) for w in caught))
             check = result.provenance.get("scale_check") or {}
-            if "merged_scale" in check:  # auto_scale acted: say so beside the warnings
+            if (check.get("merged_scale") or {}).get("regions"):
+                # auto_scale changed the mask: say so beside the warnings (an unconfirmed
+                # finding that changed nothing stays in the provenance only)
                 messages += (check["message"],)
             if path.stem in duplicate_stems:  # keep the image column unique within the run
                 result = _renamed(result, f"{result.name}_{path.suffix.lstrip('.').lower()}")

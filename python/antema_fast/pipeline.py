@@ -640,10 +640,16 @@ def check_and_merge_scale(
         )
         timings["scale_merge"] = time.perf_counter() - t0
         merged = segmentation.extra["merged_scale"]
-        message = (
-            f"{check['finding']}; segmented again at scale {merged['scale']:g}, "
-            f"{merged['regions']} wide region(s) merged (auto_scale)"
-        )
+        if merged["regions"]:
+            message = (
+                f"{check['finding']}; segmented again at scale {merged['scale']:g}, "
+                f"{merged['regions']} wide region(s) merged (auto_scale)"
+            )
+        else:  # the pass at the reduced scale did not confirm the finding
+            message = (
+                f"{check['finding']}; segmented again at scale {merged['scale']:g}, which found "
+                "no wide particle there: mask unchanged (auto_scale)"
+            )
         check = {**check, "message": message, "merged_scale": merged}
         log.info("%s: %s", where, message)
     elif warn:

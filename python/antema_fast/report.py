@@ -93,7 +93,9 @@ def _image_section(manifest: Mapping[str, Any], prefix: str, level: int = 2) -> 
             "segmented particle area (border effects aside)</p>"
         )
     notes = [*(prov.get("reader_warnings") or ()), cov.get("warning")]
-    notes += [(prov.get("scale_check") or {}).get("message")]
+    check = prov.get("scale_check") or {}
+    if "merged_scale" not in check or check["merged_scale"].get("regions"):
+        notes.append(check.get("message"))  # a warning, or auto_scale changed the mask
     for note in filter(None, notes):
         out.append(f"<p class=warn>warning: {html.escape(str(note))}</p>")
     out.append(_summary_table(manifest.get("summary", [])))
