@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import warnings
 
 import antema_fast as af
@@ -213,7 +214,7 @@ def test_analyze_sample_needs_images_and_a_pixel_size() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# coverage: how much of the segmented area the table measures
+# quality checks: how much of the segmented area the table measures, under-resolved particles
 
 
 def chain_image(scale: int) -> np.ndarray:
@@ -235,41 +236,42 @@ def chain_image(scale: int) -> np.ndarray:
     return img.astype(np.float32)
 
 
-def test_coverage_warns_when_uecs_cannot_split_small_particles() -> None:
+def test_measured_share_warns_when_uecs_cannot_split_small_particles() -> None:
     # 7 px discs: UECS's markers fall under its minimum, the chain is lost, the table keeps the
     # 3 loose discs, and analyze says so
     with pytest.warns(UserWarning, match=r"minimum marker of 30 px.*higher magnification"):
         small = af.analyze(chain_image(1), pixel_size_nm=1.0, settings=THRESHOLD)
     assert small.n_particles == 3 and small.counts["marker_too_small"] >= 3
-    cov = small.provenance["coverage"]
-    assert cov["measured_fraction"] < 0.3 and cov["warning"].startswith("only 1")
+    cov = small.provenance["quality"]
+    assert cov["measured_fraction"] < 0.3 and len(cov["warnings"]) == 1
+    assert cov["warnings"][0].startswith("only 1")
     assert 6.5 < cov["median_particle_diameter_px"] < 8.5
     # the same field at 3x the magnification: separated and measured, no warning
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         large = af.analyze(chain_image(3), pixel_size_nm=1.0 / 3, settings=THRESHOLD)
     assert large.n_particles >= 18
-    assert large.provenance["coverage"]["measured_fraction"] > 0.9
-    assert large.provenance["coverage"]["warning"] is None
+    assert large.provenance["quality"]["measured_fraction"] > 0.9
+    assert large.provenance["quality"]["warnings"] == []
     # the check can be turned off; the share is recorded anyway
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         off = af.analyze(
             chain_image(1), pixel_size_nm=1.0, settings=THRESHOLD.replace(min_measured_fraction=0)
         )
-    assert off.provenance["coverage"]["measured_fraction"] == cov["measured_fraction"]
+    assert off.provenance["quality"]["measured_fraction"] == cov["measured_fraction"]
 
 
-def test_coverage_leaves_out_what_the_border_cuts() -> None:
+def test_measured_share_leaves_out_what_the_border_cuts() -> None:
     from antema_fast.measure import Particle
-    from antema_fast.separate import coverage
+    from antema_fast.separate import measured_share
 
     m = np.zeros((100, 100), bool)
     m[40:50, 40:50] = True  # measured, 100 px
     m[10:20, 70:80] = True  # away from the border, not measured: 100 px
     m[0:5, 0:30] = True  # cut by the border, never reaches 2 d = 23 px inside: not counted
     m[60:100, 0:100] = True  # cut by the border, but reaches deep inside: rows 60..76 counted
-    got = coverage(m, [Particle(40, 40, np.ones((10, 10), bool))], min_area_px=4)
+    got = measured_share(m, [Particle(40, 40, np.ones((10, 10), bool))], min_area_px=4)
     reach = int(np.ceil(2 * 2 * np.sqrt(100 / np.pi)))
     deep = (100 - reach - 60) * (100 - 2 * reach)
     assert got["area_px"] == 200 + deep and got["measured_px"] == 100
@@ -278,10 +280,10 @@ def test_coverage_leaves_out_what_the_border_cuts() -> None:
     m2 = np.zeros((50, 50), bool)
     m2[10:12, 10:12] = True
     m2[30:40, 30:40] = True
-    none = coverage(m2, [], min_area_px=5)
+    none = measured_share(m2, [], min_area_px=5)
     assert none["area_px"] == 100 and none["measured_fraction"] == 0.0
     assert none["median_particle_diameter_px"] is None
-    assert coverage(np.zeros((8, 8), bool), [])["measured_fraction"] is None
+    assert measured_share(np.zeros((8, 8), bool), [])["measured_fraction"] is None
 
 
 def test_real_agglomerated_small_particles_are_flagged(shared_data) -> None:  # type: ignore[no-untyped-def]
@@ -289,10 +291,10 @@ def test_real_agglomerated_small_particles_are_flagged(shared_data) -> None:  # 
     path = shared_data / "formats" / "particlespy" / "SiO2 HAADF Image.hspy"
     with pytest.warns(UserWarning, match="SiO2 HAADF Image.hspy: only"):
         res = af.analyze(path, settings=af.Settings(threads=2))
-    assert res.provenance["coverage"]["measured_fraction"] < 0.6
+    assert res.provenance["quality"]["measured_fraction"] < 0.6
 
 
-def test_coverage_warning_reaches_the_console_run_json_and_report(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_quality_warnings_reach_the_console_run_json_and_report(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
     import json
 
     from antema_fast.cli import main
@@ -316,4 +318,64 @@ def test_coverage_warning_reaches_the_console_run_json_and_report(tmp_path, caps
     assert "class=warn>warning: only" in page and "cover 1" in page
     assert "class=warn" not in (out / "chain_x3" / "index.html").read_text()
     manifest = json.loads((out / "chain" / "manifest.json").read_text())
-    assert manifest["provenance"]["coverage"]["measured_fraction"] < 0.3
+    assert manifest["provenance"]["quality"]["measured_fraction"] < 0.3
+
+
+def _speckled_segmentation(shape: tuple[int, int], seed: int) -> af.Segmentation:
+    """What a network gives on a noisy frame: 4 discs 12 px wide and 12 specks of 2 × 2 px."""
+    rng = np.random.default_rng(seed)
+    mask = np.zeros(shape, bool)
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    for r, c in [(40, 40), (50, 140), (120, 80), (150, 160)]:
+        mask |= (yy - r) ** 2 + (xx - c) ** 2 <= 36
+    for r, c in rng.integers(10, min(shape) - 10, (12, 2)):
+        mask[r : r + 2, c : c + 2] = True
+    return af.Segmentation(mask, mask.astype(np.float32), "test", None, (), 0.0)
+
+
+def test_under_resolved_particles_are_flagged_and_the_advice_works() -> None:
+    seg = _speckled_segmentation((200, 200), seed=1)
+    mg = af.Micrograph.from_array(np.where(seg.mask, 800, 3000).astype(np.uint16), 2.0)
+    res = finish(mg, seg, THRESHOLD)
+    q = res.provenance["quality"]
+    assert q["particles"] == res.n_particles == 16 and q["under_resolved"] == 12
+    assert len(q["warnings"]) == 1
+    assert "12 of 16 measured particles are under 3 px" in q["warnings"][0]
+    assert "--min-diameter-nm 6" in q["warnings"][0]
+    # following the advice leaves the 4 discs and no warning
+    clean = finish(mg, seg, THRESHOLD.replace(min_diameter_nm=6.0))
+    assert clean.n_particles == 4 and clean.provenance["quality"]["warnings"] == []
+    # a few specks among many particles are no reason to warn
+    few = finish(mg, _keep_specks(seg, 2), THRESHOLD)
+    assert few.provenance["quality"]["under_resolved"] == 2
+    assert few.provenance["quality"]["warnings"] == []
+
+
+def _keep_specks(seg: af.Segmentation, n: int) -> af.Segmentation:
+    """``seg`` with only its first ``n`` specks (areas under 10 px, in label order)."""
+    import cv2
+
+    k, lab, stats, _ = cv2.connectedComponentsWithStats(seg.mask.astype(np.uint8), connectivity=8)
+    small = [i for i in range(1, k) if stats[i, cv2.CC_STAT_AREA] < 10]
+    mask = seg.mask & ~np.isin(lab, small[n:])
+    return af.Segmentation(mask, mask.astype(np.float32), "test", None, (), 0.0)
+
+
+def test_real_noisy_frame_flags_its_specks(shared_data) -> None:  # type: ignore[no-untyped-def]
+    # a liquid-cell TEM frame (SAM-EM): the network finds a few particles and many specks
+    path = shared_data / "streams" / "samem_lptem" / "000010.jpeg"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = af.analyze(path, pixel_size_nm=0.5, settings=af.Settings(threads=2))
+    assert res.provenance["quality"]["under_resolved"] >= 0.25 * res.n_particles
+    flagged = [str(w.message) for w in caught if "measured particles are under 3 px" in str(w)]
+    assert len(flagged) == 1 and flagged[0].startswith(str(path))
+    advice = float(re.search(r"--min-diameter-nm ([0-9.]+)", flagged[0]).group(1))
+    with warnings.catch_warnings(record=True) as again:
+        warnings.simplefilter("always")
+        clean = af.analyze(
+            path, pixel_size_nm=0.5, settings=af.Settings(threads=2, min_diameter_nm=advice)
+        )
+    assert clean.provenance["quality"]["under_resolved"] == 0
+    assert not [w for w in again if "under 3 px" in str(w.message)]
+    assert 0 < clean.n_particles < res.n_particles

@@ -79,8 +79,8 @@ class Settings:
         effects aside, ends up in measured particles (the rest went to exclusions such as
         ``marker_too_small``): the table then misses much of what was segmented, typically
         because particles are too few pixels wide for UECS. 0 turns the warning off. The share
-        is kept in the result's provenance (``coverage``) either way
-        (:func:`antema_fast.separate.coverage`).
+        is kept in the result's provenance (``quality``) either way
+        (:func:`antema_fast.pipeline.quality`).
     bootstrap_samples : int
         Resamples for the bootstrap 95 % confidence interval of the mean.
     seed : int

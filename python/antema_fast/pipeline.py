@@ -12,7 +12,7 @@ import logging
 import math
 import time
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from os import PathLike
 from pathlib import Path
@@ -37,6 +37,7 @@ __all__ = [
     "analyze_sample",
     "finish",
     "pool",
+    "quality",
     "summarize",
 ]
 
@@ -419,7 +420,7 @@ def finish(
         If the pixel size is missing (NaN) or not positive, or the mask's shape differs from the
         image's.
     """
-    from .separate import coverage, postprocess
+    from .separate import postprocess
 
     settings = settings if settings is not None else Settings()
     name = _image_name(micrograph)
@@ -455,9 +456,7 @@ def finish(
         excluded.insert(0, "image", name)
     counts = {str(k): int(v) for k, v in dict(pp.counts).items()}
     provenance = _provenance(micrograph, segmentation, settings, segmenter_info)
-    cov = coverage(mask, pp.particles, settings.min_area_px(s))
-    cov["warning"] = _coverage_warning(cov, counts, settings, s)
-    provenance["coverage"] = cov
+    provenance["quality"] = quality(mask, pp.particles, table, counts, settings, s)
     return AnalysisResult(
         name=name,
         micrograph=micrograph,
@@ -567,21 +566,71 @@ def analyze(
         timings=timings,
         segmenter_info=_segmenter_info(segmenter),
     )
-    message = (result.provenance.get("coverage") or {}).get("warning")
-    if message:
-        where = getattr(micrograph, "path", None) or result.name
+    where = getattr(micrograph, "path", None) or result.name
+    for message in result.provenance["quality"]["warnings"]:
         warnings.warn(f"{where}: {message}", UserWarning, stacklevel=2)
     return result
 
 
-def _coverage_warning(
+#: Particles narrower than this (equivalent diameter, px) have too few pixels for a size.
+UNDER_RESOLVED_PX = 3.0
+#: ``analyze`` warns when at least this share of the measured particles (and 3 or more) are
+#: narrower than :data:`UNDER_RESOLVED_PX`.
+UNDER_RESOLVED_WARN_FRACTION = 0.25
+
+
+def quality(
+    mask: np.ndarray,
+    particles: Sequence[Any],
+    table: pd.DataFrame,
+    counts: Mapping[str, int],
+    settings: Settings,
+    pixel_size_nm: float,
+) -> dict[str, Any]:
+    """Two checks of whether a particle table describes its image, with the warnings they give.
+
+    * How much of the segmented particle area, border effects aside, lies in measured particles
+      (:func:`antema_fast.separate.measured_share`); below ``settings.min_measured_fraction``
+      the table misses much of what was segmented (agglomerates UECS could not split).
+    * How many measured particles are narrower than :data:`UNDER_RESOLVED_PX`: a size from so
+      few pixels is off by a third or more, and in noisy images such "particles" are mostly
+      noise; a warning when they are :data:`UNDER_RESOLVED_WARN_FRACTION` of the table or more.
+
+    Returns the ``measured_share`` fields, ``under_resolved`` (that count), ``particles`` and
+    ``warnings`` (a list of sentences; ``analyze`` issues each as a ``UserWarning``). The result
+    keeps it as ``provenance["quality"]``.
+    """
+    from .separate import measured_share
+
+    q: dict[str, Any] = measured_share(mask, list(particles), settings.min_area_px(pixel_size_nm))
+    d_px = np.asarray(table["equivalent_diameter_nm"], dtype=float) / pixel_size_nm
+    n_small = int(np.count_nonzero(d_px < UNDER_RESOLVED_PX))
+    q["under_resolved"] = n_small
+    q["particles"] = len(d_px)
+    q["warnings"] = []
+    message = _measured_share_warning(q, counts, settings, pixel_size_nm)
+    if message:
+        q["warnings"].append(message)
+    if n_small >= 3 and n_small >= UNDER_RESOLVED_WARN_FRACTION * len(d_px):
+        d_nm = math.ceil(10 * UNDER_RESOLVED_PX * pixel_size_nm) / 10
+        q["warnings"].append(
+            f"{n_small} of {len(d_px)} measured particles are under {UNDER_RESOLVED_PX:g} px "
+            f"across ({UNDER_RESOLVED_PX * pixel_size_nm:.2g} nm at {pixel_size_nm:.3g} nm/px): "
+            "too few pixels for a size (one pixel more or less is a third of it), and in noisy "
+            f"images mostly noise; min_diameter_nm={d_nm:g} (--min-diameter-nm {d_nm:g}) "
+            "leaves them out"
+        )
+    return q
+
+
+def _measured_share_warning(
     cov: Mapping[str, Any], counts: Mapping[str, int], settings: Settings, pixel_size_nm: float
 ) -> str | None:
     """The advice ``analyze`` gives when measured particles cover too little of the mask.
 
-    None when ``cov["measured_fraction"]`` (:func:`antema_fast.separate.coverage`) is at least
-    ``settings.min_measured_fraction`` (or unknown); otherwise one sentence with the share, the
-    exclusions (``counts``) that took the rest, and what to try.
+    None when ``cov["measured_fraction"]`` (:func:`antema_fast.separate.measured_share`) is at
+    least ``settings.min_measured_fraction`` (or unknown); otherwise one sentence with the share,
+    the exclusions (``counts``) that took the rest, and what to try.
     """
     frac = cov.get("measured_fraction")
     if frac is None or frac >= settings.min_measured_fraction:

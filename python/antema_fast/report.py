@@ -86,13 +86,13 @@ def _image_section(manifest: Mapping[str, Any], prefix: str, level: int = 2) -> 
         f"{html.escape(str(prov.get('backend')))}, model "
         f"{html.escape(str(prov.get('model_name')))}</span></p>"
     )
-    cov = prov.get("coverage") or {}
-    if cov.get("measured_fraction") is not None:
+    q = prov.get("quality") or {}
+    if q.get("measured_fraction") is not None:
         out.append(
-            f"<p class=small>measured particles cover {cov['measured_fraction']:.0%} of the "
+            f"<p class=small>measured particles cover {q['measured_fraction']:.0%} of the "
             "segmented particle area (border effects aside)</p>"
         )
-    notes = [*(prov.get("reader_warnings") or ()), cov.get("warning")]
+    notes = [*(prov.get("reader_warnings") or ()), *(q.get("warnings") or ())]
     check = prov.get("scale_check") or {}
     if "merged_scale" not in check or check["merged_scale"].get("regions"):
         notes.append(check.get("message"))  # a warning, or auto_scale changed the mask

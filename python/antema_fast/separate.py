@@ -28,7 +28,7 @@ import pandas as pd
 from ._settings import Settings
 from .measure import Particle, _as_mask, _check_pixel_size, measure_particles
 
-__all__ = ["EXCLUDED_COLUMNS", "REASONS", "PostprocessResult", "coverage", "postprocess"]
+__all__ = ["EXCLUDED_COLUMNS", "REASONS", "PostprocessResult", "measured_share", "postprocess"]
 
 #: Exclusion reasons, in the order of the core's reason codes (1, 2, ...).
 REASONS: tuple[str, ...] = (
@@ -60,6 +60,10 @@ _STAGE = {
     "regrown_non_convex": "separation",
     "border": "cleaning",
 }
+
+
+#: Area of a disc 3 px across: smaller particles are specks for :func:`measured_share`'s median.
+_SPECK_AREA_PX = math.pi / 4.0 * 3.0**2
 
 
 def _core() -> Any:
@@ -237,7 +241,7 @@ def postprocess(
     )
 
 
-def coverage(mask: Any, particles: list[Particle], min_area_px: int = 1) -> dict[str, Any]:
+def measured_share(mask: Any, particles: list[Particle], min_area_px: int = 1) -> dict[str, Any]:
     """How much of the segmented particle area was measured, border effects aside.
 
     Separation and the gate may leave parts of the mask in no particle (``marker_too_small``,
@@ -250,7 +254,8 @@ def coverage(mask: Any, particles: list[Particle], min_area_px: int = 1) -> dict
     those of 8-connected areas (of at least ``min_area_px``, the despeckling's) that do not touch
     the border, and, in areas that do, those farther from the border than twice the median
     equivalent diameter of the measured particles (no border particle reaches that far unless
-    it is twice the typical size).
+    it is twice the typical size). Particles under 3 px across are left out of that median
+    when there are others.
 
     Parameters
     ----------
@@ -275,7 +280,7 @@ def coverage(mask: Any, particles: list[Particle], min_area_px: int = 1) -> dict
     >>> import numpy as np
     >>> m = np.zeros((20, 40), bool)
     >>> m[5:15, 5:15] = True; m[5:15, 25:35] = True
-    >>> c = coverage(m, [Particle(5, 5, np.ones((10, 10), bool))])
+    >>> c = measured_share(m, [Particle(5, 5, np.ones((10, 10), bool))])
     >>> c["area_px"], c["measured_fraction"], c["unmeasured_areas"]
     (200, 0.5, 1)
     """
@@ -293,6 +298,8 @@ def coverage(mask: Any, particles: list[Particle], min_area_px: int = 1) -> dict
         r1, c1 = p.row0 + p.bitmap.shape[0], p.col0 + p.bitmap.shape[1]
         measured[p.row0 : r1, p.col0 : c1] |= p.bitmap
     sizes = np.array([np.count_nonzero(p.bitmap) for p in particles], dtype=float)
+    if np.any(sizes >= _SPECK_AREA_PX):  # specks would drag the typical size down
+        sizes = sizes[sizes >= _SPECK_AREA_PX]
     d_px = float(2.0 * np.sqrt(np.median(sizes) / np.pi)) if sizes.size else None
     counted = inner[labels]
     if d_px is not None:  # deep inside the areas cut by the border
