@@ -301,15 +301,24 @@ def measured_share(mask: Any, particles: list[Particle], min_area_px: int = 1) -
     if np.any(sizes >= _SPECK_AREA_PX):  # specks would drag the typical size down
         sizes = sizes[sizes >= _SPECK_AREA_PX]
     d_px = float(2.0 * np.sqrt(np.median(sizes) / np.pi)) if sizes.size else None
-    counted = inner[labels]
-    if d_px is not None:  # deep inside the areas cut by the border
+    # pixels counted: every pixel of the inner areas, and the deep pixels (farther than twice
+    # the typical diameter from the border) of the big areas cut by the border
+    total = int(area[inner].sum())
+    rr, cc = np.nonzero(measured)
+    lab_m = labels[rr, cc]
+    counted_m = inner[lab_m]
+    if d_px is not None:
         reach = int(math.ceil(2.0 * d_px))
-        deep = np.zeros(m.shape, bool)
-        deep[reach : rows - reach, reach : cols - reach] = True
-        counted |= big[labels] & deep
-    total = int(np.count_nonzero(counted))
-    measured_px = int(np.count_nonzero(counted & measured))
-    hit = np.bincount(labels[measured], minlength=n)
+        r0, r1, c0, c1 = reach, rows - reach, reach, cols - reach
+        for k in np.flatnonzero(big & ~inner):
+            a0, a1 = max(int(y[k]), r0), min(int(y[k] + h[k]), r1)
+            b0, b1 = max(int(x[k]), c0), min(int(x[k] + w[k]), c1)
+            if a0 < a1 and b0 < b1:
+                total += int(np.count_nonzero(labels[a0:a1, b0:b1] == k))
+        deep = (rr >= r0) & (rr < r1) & (cc >= c0) & (cc < c1)
+        counted_m |= big[lab_m] & deep
+    measured_px = int(np.count_nonzero(counted_m))
+    hit = np.bincount(lab_m, minlength=n)
     return {
         "area_px": total,
         "measured_px": measured_px,
