@@ -430,6 +430,15 @@ def test_real_liquid_cell_movie_end_to_end(shared_data, tmp_path) -> None:
     tracks = pd.read_parquet(out / "tracks.parquet")
     assert tracks["n_frames"].max() > 1
     assert math.isclose(ts["coverage"].between(0, 1).mean(), 1.0)
+    # each frame's quality checks, as analyze() computes them for the same image
+    with warnings.catch_warnings():  # the thresholded noisy frame warns; not tested here
+        warnings.simplefilter("ignore")
+        frame0 = sorted(folder.glob("*.jpeg"))[0]
+        first = af.analyze(frame0, pixel_size_nm=1.0, settings=SETTINGS)
+    q = first.provenance["quality"]
+    assert ts["measured_fraction"].iloc[0] == pytest.approx(q["measured_fraction"])
+    assert ts["under_resolved"].iloc[0] == q["under_resolved"]
+    assert ts["measured_fraction"].between(0, 1).all() and (ts["under_resolved"] >= 0).all()
 
 
 def test_ctrl_c_on_a_live_cli_run_flushes_everything(movie, tmp_path) -> None:

@@ -366,6 +366,10 @@ class _Workers:
             )
             with self._skipped_lock:
                 n_skipped = len(self.skipped_frames)
+            quality = res.provenance.get("quality") or {}
+            share = quality.get("measured_fraction")
+            series["measured_fraction"] = math.nan if share is None else float(share)
+            series["under_resolved"] = int(quality.get("under_resolved", 0))
             series["skipped_so_far"] = n_skipped
             for stage in ("read", "segment", "measure"):
                 series[f"{stage}_s"] = timings.get(stage, math.nan)
