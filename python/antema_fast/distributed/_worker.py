@@ -126,7 +126,10 @@ def write_particles(result: Any, item: ArchiveItem, outdir: str) -> int:
         "image": str(result.name),
         "particles": len(frame),
         "pixel_size_nm": float(result.micrograph.pixel_size_nm),
-        "warnings": [str(w) for w in getattr(result.micrograph, "warnings", ()) or ()],
+        "warnings": [
+            *(str(w) for w in getattr(result.micrograph, "warnings", ()) or ()),
+            *(result.provenance.get("quality") or {}).get("warnings", ()),
+        ],
         "counts": dict(result.counts),
         "timings": dict(result.timings),
         "provenance": result.provenance,
@@ -196,6 +199,9 @@ def _read_record(path: str) -> tuple[dict[str, Any], pd.DataFrame]:
     out = {k: rec.get(k) for k in ("sample", "source", "key", "image", "particles")}
     out["pixel_size_nm"] = rec.get("pixel_size_nm")
     out["warnings"] = "; ".join(rec.get("warnings") or [])
+    quality = (rec.get("provenance") or {}).get("quality") or {}
+    out["measured_fraction"] = quality.get("measured_fraction")
+    out["under_resolved"] = quality.get("under_resolved")
     timings = rec.get("timings") or {}
     out["seconds"] = float(sum(v for v in timings.values() if isinstance(v, (int, float))))
     for reason, n in sorted((rec.get("counts") or {}).items()):
