@@ -572,10 +572,8 @@ def analyze(
     return result
 
 
-#: Particles narrower than this (equivalent diameter, px) have too few pixels for a size.
-UNDER_RESOLVED_PX = 3.0
 #: ``analyze`` warns when at least this share of the measured particles (and 3 or more) are
-#: narrower than :data:`UNDER_RESOLVED_PX`.
+#: narrower than :data:`antema_fast.separate.UNDER_RESOLVED_PX`.
 UNDER_RESOLVED_WARN_FRACTION = 0.25
 
 
@@ -592,7 +590,7 @@ def quality(
     * How much of the segmented particle area, border effects aside, lies in measured particles
       (:func:`antema_fast.separate.measured_share`); below ``settings.min_measured_fraction``
       the table misses much of what was segmented (agglomerates UECS could not split).
-    * How many measured particles are narrower than :data:`UNDER_RESOLVED_PX`: a size from so
+    * How many measured particles are narrower than ``separate.UNDER_RESOLVED_PX``: a size from so
       few pixels is off by a third or more, and in noisy images such "particles" are mostly
       noise; a warning when they are :data:`UNDER_RESOLVED_WARN_FRACTION` of the table or more.
 
@@ -600,7 +598,7 @@ def quality(
     ``warnings`` (a list of sentences; ``analyze`` issues each as a ``UserWarning``). The result
     keeps it as ``provenance["quality"]``.
     """
-    from .separate import measured_share
+    from .separate import UNDER_RESOLVED_PX, measured_share
 
     q: dict[str, Any] = measured_share(mask, list(particles), settings.min_area_px(pixel_size_nm))
     d_px = np.asarray(table["equivalent_diameter_nm"], dtype=float) / pixel_size_nm
@@ -624,15 +622,15 @@ def quality(
 
 
 def _measured_share_warning(
-    cov: Mapping[str, Any], counts: Mapping[str, int], settings: Settings, pixel_size_nm: float
+    q: Mapping[str, Any], counts: Mapping[str, int], settings: Settings, pixel_size_nm: float
 ) -> str | None:
     """The advice ``analyze`` gives when measured particles cover too little of the mask.
 
-    None when ``cov["measured_fraction"]`` (:func:`antema_fast.separate.measured_share`) is at
+    None when ``q["measured_fraction"]`` (:func:`antema_fast.separate.measured_share`) is at
     least ``settings.min_measured_fraction`` (or unknown); otherwise one sentence with the share,
     the exclusions (``counts``) that took the rest, and what to try.
     """
-    frac = cov.get("measured_fraction")
+    frac = q.get("measured_fraction")
     if frac is None or frac >= settings.min_measured_fraction:
         return None
     lost = ", ".join(
@@ -642,7 +640,7 @@ def _measured_share_warning(
         f"only {frac:.0%} of the segmented particle area (border effects aside) is in measured "
         f"particles; the rest was excluded ({lost or 'no exclusion listed'})"
     )
-    d_px = cov.get("median_particle_diameter_px")
+    d_px = q.get("median_particle_diameter_px")
     m_px = settings.min_marker_area(pixel_size_nm)
     marker_d = 2.0 * math.sqrt(m_px / math.pi)
     if settings.separation == "uecs" and d_px is not None and d_px < 3.0 * marker_d:

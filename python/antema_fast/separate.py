@@ -62,8 +62,10 @@ _STAGE = {
 }
 
 
-#: Area of a disc 3 px across: smaller particles are specks for :func:`measured_share`'s median.
-_SPECK_AREA_PX = math.pi / 4.0 * 3.0**2
+#: Particles narrower than this (equivalent diameter, px) have too few pixels for a size: they
+#: are left out of :func:`measured_share`'s typical size, and ``analyze`` flags them.
+UNDER_RESOLVED_PX = 3.0
+_SPECK_AREA_PX = math.pi / 4.0 * UNDER_RESOLVED_PX**2
 
 
 def _core() -> Any:
@@ -254,8 +256,8 @@ def measured_share(mask: Any, particles: list[Particle], min_area_px: int = 1) -
     those of 8-connected areas (of at least ``min_area_px``, the despeckling's) that do not touch
     the border, and, in areas that do, those farther from the border than twice the median
     equivalent diameter of the measured particles (no border particle reaches that far unless
-    it is twice the typical size). Particles under 3 px across are left out of that median
-    when there are others.
+    it is twice the typical size). Particles under :data:`UNDER_RESOLVED_PX` across are left out
+    of that median when there are others.
 
     Parameters
     ----------
