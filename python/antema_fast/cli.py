@@ -624,6 +624,20 @@ def _add_train(sub: argparse._SubParsersAction) -> Runner:  # type: ignore[type-
         help="cross-entropy + soft Dice (default) or + the Lovász hinge (a surrogate of the IoU)",
     )
     p.add_argument(
+        "--precision",
+        default="fp32",
+        choices=["fp32", "bf16"],
+        help="forward pass of training in float32 (default) or under bfloat16 autocast (about "
+        "2x faster on CPUs with AVX-512 BF16 or AMX; weights, loss and export stay float32)",
+    )
+    p.add_argument(
+        "--no-channels-last",
+        dest="channels_last",
+        action="store_false",
+        help="keep the default contiguous memory layout instead of channels-last (same numbers "
+        "up to rounding; channels-last is faster with oneDNN on CPUs)",
+    )
+    p.add_argument(
         "--ema",
         type=float,
         default=0.0,
@@ -678,6 +692,8 @@ def _run_train(args: argparse.Namespace) -> int:
         time_budget_min=args.time_budget_min,
         init_from=args.init_from,
         loss=args.loss,
+        precision=args.precision,
+        channels_last=args.channels_last,
         ema=args.ema,
     )
     if args.stop_at is not None and args.stop_at < 1:

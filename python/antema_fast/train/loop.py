@@ -81,6 +81,14 @@ class TrainConfig:
     loss : str
         ``"bce-dice"`` (binary cross-entropy + soft Dice) or ``"bce-lovasz"`` (binary
         cross-entropy + the Lovász hinge, a surrogate of the pooled IoU); see :data:`LOSSES`.
+    precision : str
+        ``"fp32"`` (default) or ``"bf16"``: the training forward pass under
+        ``torch.autocast("cpu", bfloat16)`` (convolutions in bfloat16, weights, optimiser state,
+        loss, validation and export in float32). About 2× faster on CPUs with AVX-512 BF16 or
+        AMX; on others it may be slower.
+    channels_last : bool
+        Keep weights and batches in the channels-last memory layout (the same numbers up to
+        rounding, faster convolutions in oneDNN on CPUs); on by default.
     ema : float
         Decay of an exponential moving average of the weights (Polyak averaging; batch-norm
         statistics are averaged too), e.g. 0.999 ≈ the last 1,000 steps; 0 turns it off. When
@@ -111,6 +119,8 @@ class TrainConfig:
     time_budget_min: float | None = None
     init_from: str | None = None
     loss: str = "bce-dice"
+    precision: str = "fp32"
+    channels_last: bool = True
     ema: float = 0.0
     val_synthetic: int = 3
     name: str = "antema-unet"
@@ -184,6 +194,10 @@ LOSSES = {
 }
 
 
+#: Training precisions (``TrainConfig.precision``) and the autocast dtype of each.
+PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16}
+
+
 def _atomic_save(obj: Any, path: Path) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(obj, tmp)
@@ -210,6 +224,10 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         if cfg.loss not in LOSSES:
             raise ValueError(f"loss: expected one of {sorted(LOSSES)}, got {cfg.loss!r}")
+        if cfg.precision not in PRECISIONS:
+            raise ValueError(
+                f"precision: expected one of {sorted(PRECISIONS)}, got {cfg.precision!r}"
+            )
         if not (isinstance(cfg.ema, (int, float)) and 0.0 <= cfg.ema < 1.0):
             raise ValueError(f"ema: expected a decay in [0, 1), got {cfg.ema!r}")
         self.pre = Preprocessing(**cfg.preprocessing)
@@ -218,6 +236,9 @@ class Trainer:
         if cfg.tile % pm:
             raise ValueError(f"tile: expected a multiple of {pm} for {cfg.model!r}, got {cfg.tile}")
         self.pad_multiple = pm
+        # the layout before the optimiser and the average are made: both follow the parameters
+        self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+        self.model.to(memory_format=self.memory_format)
         self.opt = torch.optim.AdamW(
             self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
         )
@@ -363,7 +384,8 @@ class Trainer:
     def _predict(self, x: np.ndarray) -> np.ndarray:
         h, w = x.shape
         xp = _pad_to(x[None, None], self.pad_multiple)
-        logits = self.eval_model(torch.from_numpy(np.ascontiguousarray(xp)))
+        xt = torch.from_numpy(np.ascontiguousarray(xp)).to(memory_format=self.memory_format)
+        logits = self.eval_model(xt)
         return logits[0, 0, :h, :w].numpy() > 0.0
 
     def validate(self) -> dict[str, float]:
@@ -413,6 +435,14 @@ class Trainer:
         )
 
     # -- loop ---------------------------------------------------------------------------------
+    def _loss(self, x: np.ndarray, y: np.ndarray) -> torch.Tensor:
+        """The training loss of one batch (forward pass in ``cfg.precision``, loss in float32)."""
+        dtype = PRECISIONS[self.cfg.precision]
+        xt = torch.from_numpy(x).to(memory_format=self.memory_format)
+        with torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+            logits = self.model(xt)
+        return LOSSES[self.cfg.loss](logits.float(), torch.from_numpy(y))
+
     def run(self, until_step: int | None = None) -> dict[str, Any]:
         """Train to the end (or stop after ``until_step`` steps, saving a checkpoint but
         exporting nothing, as an interruption would); returns a summary dict."""
@@ -430,8 +460,7 @@ class Trainer:
             for g in self.opt.param_groups:
                 g["lr"] = lr
             x, y = self.sampler.batch(self.step, cfg.batch)
-            logits = self.model(torch.from_numpy(x))
-            loss = LOSSES[cfg.loss](logits, torch.from_numpy(y))
+            loss = self._loss(x, y)
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             self.opt.step()
