@@ -276,7 +276,49 @@ def test_evaluate_model_reports_paper_and_instance_metrics(tmp_path: Path) -> No
     tot = split["film_hole"]["intersection"] + split["plain"]["intersection"]
     uni = split["film_hole"]["union"] + split["plain"]["union"]
     assert tot / uni == pytest.approx(rep["synthetic"]["all"]["iou"][1], abs=1e-9)
+    # the worst fields: most wrong pixels first; each one redrawn by itself is the same field
+    from antema_fast.train.data import synthetic_field
+    from antema_fast.train.evaluate import OnnxSegmenter
+
+    worst = rep["synthetic"]["all"]["worst_fields"]
+    assert len(worst) == 5
+    wrong = [f["false_positive"] + f["false_negative"] for f in worst]
+    assert wrong == sorted(wrong, reverse=True)
+    seg = OnnxSegmenter(tmp_path / "run" / "antema-unet.onnx", threads=1)
+    for f in worst[:2]:
+        s = synthetic_field(f["regime"], f["index"], 64, 12345)
+        same = dict(test)[f["regime"]]  # one field per regime here
+        np.testing.assert_array_equal(s.image, same.image)
+        pred = seg.predict(s.image)
+        assert f["false_negative"] == int(np.count_nonzero(~pred & s.semantic))
+        assert f["true_positive"] == int(np.count_nonzero(pred & s.semantic))
     json.loads(to_json(rep))
+
+
+def test_worst_fields_summary_counts_where_the_wrong_pixels_are() -> None:
+    from antema_fast.train.evaluate import worst_fields_summary
+
+    rows = []
+    for k, (tp, fp, fn) in enumerate([(90, 4, 4), (10, 0, 80), (50, 12, 0)] + [(100, 0, 0)] * 7):
+        rows.append(
+            {
+                "regime": "tem",
+                "index": k,
+                "true_positive": tp,
+                "false_positive": fp,
+                "false_negative": fn,
+            }
+        )
+    out = worst_fields_summary(rows, 2)
+    assert [f["index"] for f in out["worst_fields"]] == [1, 2]
+    # all: intersection 850, union 850 + 100 wrong = 950
+    first, second = out["worst_fields"]
+    assert first["iou"] == pytest.approx(10 / 90) and first["share"] == pytest.approx(0.8)
+    assert first["iou_if_right"] == pytest.approx((850 + 80) / (950 - 0))
+    assert second["share"] == pytest.approx(0.12)
+    assert second["iou_if_right"] == pytest.approx((930 + 0) / (950 - 12))
+    assert out["error_concentration"] == pytest.approx(0.8)  # the worst tenth: 1 of 10 fields
+    assert worst_fields_summary([], 3) == {"worst_fields": [], "error_concentration": 0.0}
 
 
 def test_threshold_calibration_and_release(tmp_path: Path) -> None:

@@ -747,6 +747,14 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> Runner:  # type: ignore[ty
         metavar="N",
         help="average the model over N mirrored views, as antema analyze --flip-views",
     )
+    p.add_argument(
+        "--worst-fields",
+        type=int,
+        default=10,
+        metavar="N",
+        help="list the N synthetic fields with the most wrong pixels (synthetic.all.worst_fields; "
+        "redraw one with antema_fast.train.data.synthetic_field; default 10)",
+    )
     p.add_argument("--json", default=None, help="also write the report here")
     return _run_evaluate
 
@@ -770,6 +778,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         timing_size=args.timing_size,
         ceiling=args.ceiling,
         flip_views=args.flip_views,
+        worst_fields=args.worst_fields,
     )
     text = to_json(report)
     if args.json:

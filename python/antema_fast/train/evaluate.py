@@ -188,6 +188,61 @@ def calibrate_threshold(
     }
 
 
+def _field_record(regime: str, k: int, s: Any, c: np.ndarray) -> dict[str, Any]:
+    """One synthetic field's particle counts (``c``: confusion counts, truth × prediction) and
+    what describes it, keyed so that :func:`antema_fast.train.data.synthetic_field` redraws it."""
+    d = np.asarray(s.diameters_nm, np.float64)
+    return {
+        "regime": regime,
+        "index": k,
+        "pixel_size_nm": float(s.pixel_size_nm),
+        "median_diameter_px": float(np.median(d) / s.pixel_size_nm) if d.size else math.nan,
+        "particles": int(d.size),
+        "film_hole": s.film is not None,
+        "true_positive": int(c[1, 1]),
+        "false_positive": int(c[0, 1]),
+        "false_negative": int(c[1, 0]),
+    }
+
+
+def worst_fields_summary(fields: Sequence[dict[str, Any]], n: int = 10) -> dict[str, Any]:
+    """Where the wrong pixels of a synthetic set lie: the ``n`` fields with the most of them
+    (each with its IoU, its ``share`` of all wrong pixels and ``iou_if_right``, the pooled IoU
+    of the set had this field and those listed before it been segmented exactly), and
+    ``error_concentration``, the share of the wrong pixels in the worst tenth of the fields.
+
+    A few fields holding much of the error point to a failure mode to look at (redraw a field
+    with :func:`antema_fast.train.data.synthetic_field`); wrong pixels spread evenly point to
+    boundaries, which only a better model moves.
+    """
+    tp = np.array([f["true_positive"] for f in fields], np.float64)
+    fp = np.array([f["false_positive"] for f in fields], np.float64)
+    fn = np.array([f["false_negative"] for f in fields], np.float64)
+    wrong = fp + fn
+    total = float(wrong.sum())
+    order = np.argsort(-wrong, kind="stable")
+    inter, union = float(tp.sum()), float((tp + fp + fn).sum())
+    listed = []
+    for i in order[: max(int(n), 0)]:
+        f = fields[int(i)]
+        inter += fn[i]  # made right: its misses join the intersection, its false pixels leave
+        union -= fp[i]
+        u = tp[i] + wrong[i]
+        listed.append(
+            {
+                **f,
+                "iou": float(tp[i] / u) if u else math.nan,
+                "share": float(wrong[i] / total) if total else 0.0,
+                "iou_if_right": inter / union if union else math.nan,
+            }
+        )
+    tenth = max(1, math.ceil(len(fields) / 10)) if fields else 0
+    return {
+        "worst_fields": listed,
+        "error_concentration": float(wrong[order[:tenth]].sum() / total) if total else 0.0,
+    }
+
+
 def evaluate_model(
     model_path: str | Path,
     *,
@@ -201,6 +256,7 @@ def evaluate_model(
     timing_repeats: int = 3,
     ceiling: bool = False,
     flip_views: int = 1,
+    worst_fields: int = 10,
 ) -> dict[str, Any]:
     """Evaluate an ONNX model on a fresh synthetic test set (per regime), real pairs, and time it.
 
@@ -225,12 +281,15 @@ def evaluate_model(
     flip_views : {1, 2, 4}
         Average the model over this many mirrored views (``Settings.flip_views``); the
         timing includes them.
+    worst_fields : int
+        How many fields ``synthetic.all.worst_fields`` lists (see :func:`worst_fields_summary`).
 
     Returns
     -------
     dict
         ``synthetic`` (``all`` and per regime; each with ``fields``: the pooled particle IoU of
-        the fields that show a hole in the support film and of the plain ones), ``real``,
+        the fields that show a hole in the support film and of the plain ones; ``all`` also
+        has ``worst_fields`` and ``error_concentration``, see :func:`worst_fields_summary`), ``real``,
         ``timing``.
     """
     from .. import synth
@@ -246,20 +305,20 @@ def evaluate_model(
         inst_all: list[dict[str, float]] = []
         bound_all = np.zeros(2)
         split_all = _empty_split()
+        fields: list[dict[str, Any]] = []
         for regime in synth.REGIMES:
             counts = np.zeros((2, 2), np.int64)
             inst = []
             bound = np.zeros(2)  # ideal observer's expected intersection, union
             split = _empty_split()
-            for r, s in test:
-                if r != regime:
-                    continue
+            for k, s in enumerate(s for r, s in test if r == regime):
                 if ceiling:
                     c = iou_ceiling(s)
                     bound += (c["intersection"], c["union"])
                 pred = seg.predict(s.image)
                 c_img = M.confusion_counts(pred, s.semantic)
                 counts += c_img
+                fields.append(_field_record(regime, k, s, c_img))
                 split["film_hole" if s.film is not None else "plain"] += (
                     1,
                     c_img[1, 1],
@@ -283,6 +342,7 @@ def evaluate_model(
                 bound_all += bound
         per["all"] = _summ(counts_all, inst_all)
         per["all"]["fields"] = _split_summary(split_all)
+        per["all"].update(worst_fields_summary(fields, worst_fields))
         if ceiling:
             per["all"]["ceiling_iou"] = float(bound_all[0] / bound_all[1])
         report["synthetic"] = per
