@@ -289,8 +289,8 @@ def evaluate_model(
     dict
         ``synthetic`` (``all`` and per regime; each with ``fields``: the pooled particle IoU of
         the fields that show a hole in the support film and of the plain ones; ``all`` also
-        has ``worst_fields`` and ``error_concentration``, see :func:`worst_fields_summary`), ``real``,
-        ``timing``.
+        has ``worst_fields`` and ``error_concentration``, see :func:`worst_fields_summary`),
+        ``real``, ``timing``.
     """
     from .. import synth
     from .bound import iou_ceiling
