@@ -301,6 +301,41 @@ def test_fei_tiff_metadata(tmp_path: pathlib.Path) -> None:
     assert m.metadata["acquisition_time"] == "2016-06-13T17:06:40"
 
 
+def _fei_ini(rows: int, cols: int) -> str:
+    return (
+        "[Scan]\r\nPixelWidth=2.5e-09\r\nPixelHeight=2.5e-09\r\n"
+        f"[Image]\r\nResolutionX={cols}\r\nResolutionY={rows}\r\n"
+    )
+
+
+def test_fei_tiff_data_bar_is_cut_off(tmp_path: pathlib.Path) -> None:
+    """FEI SEM/FIB TIFFs hold the instrument's data bar (text, scale bar) below the scanned
+    image; [Image] ResolutionY gives the image's rows, and the rest never reaches analysis."""
+    from antema_fast.io import iter_frames
+
+    image = _image((2, 9, 11), "uint8")
+    bar = np.zeros((2, 4, 11), np.uint8)
+    bar[:, 1:3, 2:9] = 255  # "text" in the bar: bright blobs a segmenter would measure
+    f = tmp_path / "fei_bar.tif"
+    tifffile.imwrite(
+        f, np.concatenate([image, bar], axis=1), extratags=[(34682, "s", 0, _fei_ini(9, 11), True)]
+    )
+    m = read(f)
+    np.testing.assert_array_equal(m.data, image[0])
+    assert m.metadata["data_bar_rows_removed"] == 4
+    frames = [fr.data for fr in iter_frames(f)]
+    assert len(frames) == 2
+    np.testing.assert_array_equal(frames[1], image[1])
+    # an [Image] section that does not describe a smaller image at the page's width crops nothing
+    for rows, cols in ((13, 11), (9, 12), (0, 11)):
+        g = tmp_path / f"fei_{rows}_{cols}.tif"
+        full = np.concatenate([image[0], bar[0]])
+        tifffile.imwrite(g, full, extratags=[(34682, "s", 0, _fei_ini(rows, cols), True)])
+        m = read(g)
+        np.testing.assert_array_equal(m.data, full)
+        assert "data_bar_rows_removed" not in m.metadata
+
+
 def test_rgb_tiff_that_is_grey_becomes_grey(tmp_path: pathlib.Path) -> None:
     grey = _image((9, 11), "uint8")
     f = tmp_path / "rgb.tif"

@@ -293,6 +293,22 @@ def _generic_metadata(page: Any) -> dict[str, Any]:
     return md
 
 
+def _fei_image_rows(tf: Any, shape: tuple[int, ...]) -> int | None:
+    """Rows of the scanned image in an FEI / Thermo Fisher SEM/FIB TIFF whose page also holds
+    the instrument's data bar below it (``[Image] ResolutionY`` smaller than the page height at
+    the same width), else None. The bar (text, a scale bar, logos) is not part of the specimen."""
+    image = (tf.fei_metadata or {}).get("Image")
+    if not isinstance(image, dict) or len(shape) < 2:
+        return None
+    try:
+        rows, cols = int(image["ResolutionY"]), int(image["ResolutionX"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    if cols == shape[1] and 0 < rows < shape[0]:
+        return rows
+    return None
+
+
 # ----------------------------------------------------------------------------- frames
 
 
@@ -387,6 +403,12 @@ def _series_signal(tf: Any, path: pathlib.Path, k: int, series: Any) -> Signal:
 
     md = _generic_metadata(page0)
     md.update(_jeol_sightx(page0))
+    rows = _fei_image_rows(tf, signal.shape)
+    if rows is not None:  # the data bar below the image is cut off in every frame
+        md["data_bar_rows_removed"] = signal.shape[0] - rows
+        signal.shape = (rows,) + signal.shape[1:]
+        read_full = signal.read_frame
+        signal.read_frame = lambda i: read_full(i)[:rows]
     cal: Calibration | None = None
     notes: list[str] = []
 
