@@ -177,7 +177,7 @@ def calibrate_threshold(
     def ratio(c: np.ndarray) -> np.ndarray:
         return np.divide(c[0], c[1], out=np.ones(ts.size), where=c[1] > 0)
 
-    iou = ratio(sum(counts.values()))
+    iou = ratio(np.sum(list(counts.values()), axis=0))
     best = int(np.argmax(iou))
     return {
         "threshold": float(ts[best]),
@@ -333,8 +333,8 @@ def evaluate_model(
                 )
             per[regime] = _summ(counts, inst)
             per[regime]["fields"] = _split_summary(split)
-            for k, v in split.items():
-                split_all[k] += v
+            for part, v in split.items():
+                split_all[part] += v
             counts_all += counts
             inst_all += inst
             if ceiling:

@@ -131,6 +131,13 @@ def onnx_matches_torch(
     return err
 
 
+def _buffer(t: torch.Tensor | None) -> torch.Tensor:
+    """A batch norm's running statistic (every batch norm of these models tracks them)."""
+    if t is None:
+        raise ValueError("a batch norm without running statistics cannot take a folded weight")
+    return t
+
+
 def _conv_bn_pairs(model: nn.Module) -> dict[str, tuple[nn.Conv2d, nn.BatchNorm2d | None]]:
     """Every ``Conv2d`` by its module path, with the ``BatchNorm2d`` registered right after it
     (the one the exporter folds into it) or None."""
@@ -233,8 +240,8 @@ def import_onnx_weights(
                 conv.bias.zero_()
             bn.weight.fill_(1.0)
             bn.bias.copy_(bias)
-            bn.running_mean.zero_()
-            bn.running_var.fill_(1.0 - bn.eps)
+            _buffer(bn.running_mean).zero_()
+            _buffer(bn.running_var).fill_(1.0 - bn.eps)
     batches = list(calibration)
     if batches:
         _calibrate_batch_norms(model, convs, batches)
@@ -281,7 +288,7 @@ def _calibrate_batch_norms(
             mean = s / n
             var = torch.clamp(ss / n - mean * mean, min=0.0)
             # eval: (z − m)/√(v+ε)·√(v+ε) + (b + m) = z + b, the folded function
-            bn.running_mean.copy_(mean.float())
-            bn.running_var.copy_(var.float())
+            _buffer(bn.running_mean).copy_(mean.float())
+            _buffer(bn.running_var).copy_(var.float())
             bn.weight.copy_(torch.sqrt(var + bn.eps).float())
             bn.bias.add_(mean.float())

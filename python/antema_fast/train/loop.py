@@ -238,7 +238,7 @@ class Trainer:
         self.pad_multiple = pm
         # the layout before the optimiser and the average are made: both follow the parameters
         self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
-        self.model.to(memory_format=self.memory_format)
+        self.model.to(memory_format=self.memory_format)  # type: ignore[call-overload]
         self.opt = torch.optim.AdamW(
             self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
         )
