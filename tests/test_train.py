@@ -170,6 +170,34 @@ def test_batches_are_seeded_per_step(tmp_path: Path) -> None:
     assert set(np.unique(y1)) <= {0.0, 1.0}
 
 
+def test_synthetic_tiles_without_photometric_changes_are_inference_inputs(tmp_path: Path) -> None:
+    """With ``synthetic_photometric=False`` every synthetic tile is exactly what inference's
+    preprocessing makes of an image: 256 levels, spanning [0, 1] (percentile scaling); with the
+    default, brightness / contrast / gamma move most tiles off that."""
+    from antema_fast.cli import main
+
+    pre = Preprocessing()
+
+    def on_grid(x: np.ndarray) -> bool:
+        on_levels = np.allclose(x * 255, np.round(x * 255), rtol=0, atol=1e-3)
+        return bool(on_levels and x.min() == 0 and x.max() == 1)
+
+    plain = BatchSampler(pre, tile=64, real_fraction=0.0, seed=3, synthetic_photometric=False)
+    x, y = plain.batch(0, 12)
+    assert all(on_grid(t[0]) for t in x)
+    varied, _ = BatchSampler(pre, tile=64, real_fraction=0.0, seed=3).batch(0, 12)
+    assert sum(not on_grid(t[0]) for t in varied) >= 4
+    # the first tile is drawn the same way up to the photometric step: same mask both times
+    _, y_var = BatchSampler(pre, tile=64, real_fraction=0.0, seed=3).batch(0, 1)
+    np.testing.assert_array_equal(y[0], y_var[0])
+    # the command line's switch reaches the checkpointed configuration
+    args = ["train", "--out-dir", str(tmp_path / "cli"), "--base", "8", "--steps", "1"]
+    args += ["--batch", "2", "--tile", "64", "--threads", "1", "--validate-every", "1000"]
+    assert main([*args, "--no-synthetic-photometric"]) == 0
+    ck = torch.load(tmp_path / "cli" / "checkpoint.pt", weights_only=False)
+    assert ck["config"]["synthetic_photometric"] is False
+
+
 def test_msaem_split_is_by_number() -> None:
     from antema_fast.train.data import LabelledImage
 

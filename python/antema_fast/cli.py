@@ -598,6 +598,13 @@ def _add_train(sub: argparse._SubParsersAction) -> Runner:  # type: ignore[type-
         help="probabilities of the synthetic regimes tem,hrtem,haadf,ultrasmall,lowdose "
         "(default: the 'mixed' regime's 0.3,0.2,0.2,0.15,0.15)",
     )
+    p.add_argument(
+        "--no-synthetic-photometric",
+        dest="synthetic_photometric",
+        action="store_false",
+        help="no brightness/contrast/gamma changes after preprocessing on synthetic tiles (real "
+        "tiles keep them): synthetic inputs exactly as inference preprocesses an image",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--checkpoint-every", type=int, default=100)
@@ -683,6 +690,7 @@ def _run_train(args: argparse.Namespace) -> int:
         real=list(args.real),
         real_fraction=args.real_fraction,
         regime_weights=args.regime_weights,
+        synthetic_photometric=args.synthetic_photometric,
         seed=args.seed,
         threads=args.threads,
         checkpoint_every=args.checkpoint_every,

@@ -211,6 +211,11 @@ class BatchSampler:
     regime_weights : sequence of float, optional
         Probabilities of :data:`antema_fast.synth.REGIMES` for synthetic tiles (normalised);
         None uses the ``"mixed"`` regime's own mix.
+    synthetic_photometric : bool
+        Brightness, contrast and gamma changes after preprocessing on synthetic tiles too (real
+        tiles always get them). The percentile scaling of inference never hands the model such
+        inputs, and the generator draws its own contrasts, so turning them off spends the
+        training on the inputs the model will see.
     """
 
     preprocessing: Preprocessing
@@ -220,6 +225,7 @@ class BatchSampler:
     seed: int = 0
     augment_strength: float = 1.0
     regime_weights: Sequence[float] | None = None
+    synthetic_photometric: bool = True
 
     def __post_init__(self) -> None:
         if self.regime_weights is not None:
@@ -238,7 +244,7 @@ class BatchSampler:
         s = synth.generate(rng, (self.tile, self.tile), regime)
         img, msk = _orient(s.image, s.semantic, rng)
         x = self.preprocessing.apply(_degrade_raw(img, rng, 0.3 * self.augment_strength))
-        return _photometric(x, rng), msk
+        return (_photometric(x, rng) if self.synthetic_photometric else x), msk
 
     def real_tile(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         it = self.real[int(rng.integers(len(self.real)))]

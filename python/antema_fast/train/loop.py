@@ -64,6 +64,10 @@ class TrainConfig:
     regime_weights : list of float or None
         Probabilities of the synthetic regimes (in the order of ``antema_fast.synth.REGIMES``);
         None uses ``synth.generate(regime="mixed")``'s own mix.
+    synthetic_photometric : bool
+        Brightness / contrast / gamma augmentation after preprocessing on synthetic tiles as
+        well as real ones (default); off, synthetic tiles reach the model exactly as inference's
+        preprocessing makes them (:class:`antema_fast.train.data.BatchSampler`).
     seed : int
         Seed of weights, batches and validation set.
     threads : int
@@ -111,6 +115,7 @@ class TrainConfig:
     real: list[str] = field(default_factory=list)
     real_fraction: float = 0.3
     regime_weights: list[float] | None = None
+    synthetic_photometric: bool = True
     seed: int = 0
     threads: int = 2
     checkpoint_every: int = 100
@@ -271,6 +276,7 @@ class Trainer:
             cfg.real_fraction if train_real else 0.0,
             cfg.seed,
             regime_weights=cfg.regime_weights,
+            synthetic_photometric=cfg.synthetic_photometric,
         )
         self.val_synth = D.synthetic_set(cfg.val_synthetic, cfg.tile, cfg.seed + 777)
         self.best = -1.0
