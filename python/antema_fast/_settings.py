@@ -11,6 +11,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import numpy as np
+
 Separation = Literal["uecs", "watershed", "none"]
 Circularity = Literal["corrected", "legacy"]
 Backend = Literal["auto", "onnxruntime", "tensorrt", "threshold"]
@@ -81,6 +83,15 @@ class Settings:
         because particles are too few pixels wide for UECS. 0 turns the warning off. The share
         is kept in the result's provenance (``quality``) either way
         (:func:`antema_fast.pipeline.quality`).
+    ignore_regions : tuple of (x, y, width, height)
+        Rectangles of the image, in pixels, that are not part of the specimen: a burned-in scale
+        bar and its label, a data bar, a text box. ``x`` is the column and ``y`` the row of the
+        top-left corner (negative: counted from the right or bottom edge), ``width`` and
+        ``height`` 0 mean "to the edge"; ``(0, -64, 0, 0)`` is the bottom 64 rows of any image.
+        The segmentation sees them filled with the median of the rest of the image (so their
+        contents move neither the contrast scaling nor the network), nothing in them is
+        measured, and particles that touch them are excluded as ``ignored_region``, as
+        particles cut by the image border are (:meth:`ignored_mask`).
     bootstrap_samples : int
         Resamples for the bootstrap 95 % confidence interval of the mean.
     seed : int
@@ -111,6 +122,7 @@ class Settings:
     check_scale: bool = True
     auto_scale: bool = True
     min_measured_fraction: float = 0.6
+    ignore_regions: tuple[tuple[int, int, int, int], ...] = ()
     bootstrap_samples: int = 2000
     seed: int = 0
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
@@ -155,6 +167,8 @@ class Settings:
                 raise ValueError(f"{name}: expected True or False, got {getattr(self, name)!r}")
         if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
             raise ValueError(f"threads: expected None or an integer ≥ 1, got {self.threads!r}")
+        # lists (from JSON or a caller) become tuples, so that Settings stay hashable
+        object.__setattr__(self, "ignore_regions", _check_regions(self.ignore_regions))
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with some fields changed (validated again)."""
@@ -163,6 +177,43 @@ class Settings:
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for manifests and spreadsheets (``extra`` included)."""
         return dataclasses.asdict(self)
+
+    def ignored_mask(self, shape: tuple[int, ...]) -> np.ndarray | None:
+        """The pixels of an image of ``shape`` (rows, cols) in :attr:`ignore_regions`, or None
+        when there are none.
+
+        Raises
+        ------
+        ValueError
+            If a region lies wholly outside the image, or the regions cover all of it.
+
+        Examples
+        --------
+        >>> m = Settings(ignore_regions=((0, -2, 0, 0), (1, 0, 2, 1))).ignored_mask((4, 5))
+        >>> m.astype(int)
+        array([[0, 1, 1, 0, 0],
+               [0, 0, 0, 0, 0],
+               [1, 1, 1, 1, 1],
+               [1, 1, 1, 1, 1]])
+        """
+        if not self.ignore_regions:
+            return None
+        rows, cols = int(shape[0]), int(shape[1])
+        out = np.zeros((rows, cols), bool)
+        for x, y, w, h in self.ignore_regions:
+            c0 = x + cols if x < 0 else x
+            r0 = y + rows if y < 0 else y
+            c1 = cols if w == 0 else c0 + w
+            r1 = rows if h == 0 else r0 + h
+            c0, r0, c1, r1 = max(c0, 0), max(r0, 0), min(c1, cols), min(r1, rows)
+            if c0 >= c1 or r0 >= r1:
+                raise ValueError(
+                    f"ignore_regions: ({x}, {y}, {w}, {h}) lies outside the {cols}×{rows} px image"
+                )
+            out[r0:r1, c0:c1] = True
+        if out.all():
+            raise ValueError(f"ignore_regions cover the whole {cols}×{rows} px image")
+        return out
 
     def min_area_px(self, pixel_size_nm: float) -> int:
         """Despeckle area in pixels: ``ceil(π/4 · (min_diameter_nm / s)²)``."""
@@ -176,3 +227,27 @@ class Settings:
             raise ValueError(f"pixel_size_nm: expected a finite number > 0, got {pixel_size_nm!r}")
         a = int(math.ceil(math.pi / 4.0 * (0.5 / pixel_size_nm) ** 2 - 1e-9))
         return max(a, self.min_marker_area_px)
+
+
+def _check_regions(value: object) -> tuple[tuple[int, int, int, int], ...]:
+    """``ignore_regions`` as a tuple of 4-tuples of ints, width and height ≥ 0."""
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise ValueError(
+            f"ignore_regions: expected a sequence of (x, y, width, height), got {value!r}"
+        )
+    out = []
+    for r in value:  # type: ignore[attr-defined]
+        t = tuple(r) if hasattr(r, "__iter__") and not isinstance(r, (str, bytes)) else (r,)
+        if len(t) != 4 or not all(
+            isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in t
+        ):
+            raise ValueError(
+                f"ignore_regions: expected (x, y, width, height) in whole pixels, got {r!r}"
+            )
+        x, y, w, h = (int(v) for v in t)
+        if w < 0 or h < 0:
+            raise ValueError(
+                f"ignore_regions: width and height must be ≥ 0 (0: to the edge), got {r!r}"
+            )
+        out.append((x, y, w, h))
+    return tuple(out)

@@ -165,6 +165,16 @@ def _add_analyze_arguments(p: argparse.ArgumentParser) -> None:
         "reduced scale and merge them into the full-scale mask)",
     )
     g.add_argument(
+        "--ignore-region",
+        type=_region,
+        action="append",
+        metavar="X,Y,W,H",
+        help="a rectangle of the image (px) that is not specimen, e.g. a burned-in scale bar or "
+        "data bar: not segmented or measured, particles touching it excluded as at the border; "
+        "negative X/Y count from the right/bottom edge, W/H 0 reach the edge (0,-64,0,0: the "
+        "bottom 64 rows); repeat for several",
+    )
+    g.add_argument(
         "--min-measured-fraction",
         type=float,
         metavar="X",
@@ -269,7 +279,23 @@ def _analyze_settings(args: argparse.Namespace) -> object:
         for arg, field in names.items()
         if getattr(args, arg, None) is not None
     }
+    if getattr(args, "ignore_region", None):
+        changes["ignore_regions"] = tuple(args.ignore_region)
     return Settings(**changes)
+
+
+def _region(text: str) -> tuple[int, int, int, int]:
+    """``--ignore-region X,Y,W,H`` as four integers (pixels)."""
+    parts = [t.strip() for t in text.split(",")]
+    try:
+        x, y, w, h = (int(t) for t in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected X,Y,W,H in whole pixels (e.g. 0,-64,0,0), got {text!r}"
+        ) from None
+    if w < 0 or h < 0:
+        raise argparse.ArgumentTypeError(f"W and H must be >= 0 (0: to the edge), got {text!r}")
+    return (x, y, w, h)
 
 
 def _run_analyze(args: argparse.Namespace) -> int:
@@ -879,6 +905,13 @@ def _add_stream(sub: argparse._SubParsersAction) -> Runner:  # type: ignore[type
     g.add_argument("--segment-scale", type=float, metavar="X", help="as for antema analyze")
     g.add_argument(
         "--flip-views", type=int, choices=(1, 2, 4), metavar="N", help="as for antema analyze"
+    )
+    g.add_argument(
+        "--ignore-region",
+        type=_region,
+        action="append",
+        metavar="X,Y,W,H",
+        help="as for antema analyze (repeat for several)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     return _run_stream

@@ -441,6 +441,9 @@ def finish(
     if "segment" not in times and getattr(segmentation, "seconds", None) is not None:
         times["segment"] = float(segmentation.seconds)
 
+    ignored = settings.ignored_mask(mask.shape)
+    if ignored is not None:  # nothing there is specimen (Settings.ignore_regions)
+        mask = mask.astype(bool) & ~ignored
     t0 = time.perf_counter()
     pp = postprocess(mask.astype(bool, copy=False), s, settings)
     table = pp.table.copy()
@@ -485,6 +488,37 @@ def _segmenter_info(segmenter: Any) -> dict[str, Any] | None:
         except Exception:  # provenance must never break an analysis
             return None
     return None
+
+
+def segmentation_input(image: Any, settings: Settings, where: Any = None) -> np.ndarray:
+    """The image as the segmentation sees it: with ``settings.ignore_regions`` (a burned-in
+    scale bar, a data bar) filled with the median of the other pixels, so that their extreme
+    values neither set the contrast scaling nor look like particles; the image itself when
+    there are none.
+
+    Raises
+    ------
+    ValueError
+        If a region does not fit the image (the message starts with ``where``, the file).
+
+    Examples
+    --------
+    >>> img = np.arange(12.0).reshape(3, 4)
+    >>> segmentation_input(img, Settings(ignore_regions=((0, -1, 0, 0),)))
+    array([[0. , 1. , 2. , 3. ],
+           [4. , 5. , 6. , 7. ],
+           [3.5, 3.5, 3.5, 3.5]])
+    """
+    data = np.asarray(image)
+    try:
+        ignored = settings.ignored_mask(data.shape)
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}" if where is not None else str(exc)) from None
+    if ignored is None:
+        return data
+    out = data.copy()
+    out[ignored] = np.median(data[~ignored]).astype(data.dtype)
+    return out
 
 
 def analyze(
@@ -547,17 +581,18 @@ def analyze(
             "give one with pixel_size_nm=… (command line: --pixel-size NM)"
         )
 
+    where = getattr(micrograph, "path", None) or _image_name(micrograph)
+    image = segmentation_input(micrograph.data, settings, where)
     t0 = time.perf_counter()
     if segmenter is None:
         segmenter = _make_segmenter(settings)
         timings["load_model"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-    segmentation = segmenter.segment(micrograph.data, pixel_size_nm=s)
+    segmentation = segmenter.segment(image, pixel_size_nm=s)
     timings["segment"] = time.perf_counter() - t0
     if settings.check_scale:
-        where = getattr(micrograph, "path", None) or _image_name(micrograph)
         segmentation = check_and_merge_scale(
-            segmenter, micrograph.data, segmentation, settings, where, timings, pixel_size_nm=s
+            segmenter, image, segmentation, settings, where, timings, pixel_size_nm=s
         )
     result = finish(
         micrograph,
@@ -600,7 +635,12 @@ def quality(
     """
     from .separate import UNDER_RESOLVED_PX, measured_share
 
-    q: dict[str, Any] = measured_share(mask, list(particles), settings.min_area_px(pixel_size_nm))
+    q: dict[str, Any] = measured_share(
+        mask,
+        list(particles),
+        settings.min_area_px(pixel_size_nm),
+        ignored=settings.ignored_mask(np.shape(mask)),
+    )
     d_px = np.asarray(table["equivalent_diameter_nm"], dtype=float) / pixel_size_nm
     n_small = int(np.count_nonzero(d_px < UNDER_RESOLVED_PX))
     q["under_resolved"] = n_small
@@ -634,7 +674,9 @@ def _measured_share_warning(
     if frac is None or frac >= settings.min_measured_fraction:
         return None
     lost = ", ".join(
-        f"{n} {reason}" for reason, n in counts.items() if n and reason not in ("speck", "border")
+        f"{n} {reason}"
+        for reason, n in counts.items()
+        if n and reason not in ("speck", "border", "ignored_region")
     )
     message = (
         f"only {frac:.0%} of the segmented particle area (border effects aside) is in measured "

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from ._settings import Settings
+
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
@@ -45,6 +47,7 @@ _WIDTH_IN = 8.0
 _DPI = 125
 _COLOUR_SINGLE = "#00e5ff"
 _COLOUR_SEPARATED = "#ff3df2"
+_COLOUR_IGNORED = "#9fa6ad"
 _REASON_COLOURS = ("#ffb000", "#ff3b30", "#7cff4d", "#4d7cff", "#ffffff")
 
 
@@ -186,14 +189,39 @@ def draw_micrograph(image: np.ndarray, pixel_size_nm: float, path: str | os.Path
 
 
 def draw_overlay(
-    image: np.ndarray, mask: np.ndarray, pixel_size_nm: float, path: str | os.PathLike[str]
+    image: np.ndarray,
+    mask: np.ndarray,
+    pixel_size_nm: float,
+    path: str | os.PathLike[str],
+    ignored: np.ndarray | None = None,
 ) -> Path:
-    """Draw the segmentation mask in translucent colour over the micrograph into a PNG file."""
+    """Draw the segmentation mask in translucent colour over the micrograph into a PNG file;
+    ``ignored`` pixels (``Settings.ignore_regions``) hatched."""
     fig, ax = _new_figure(image.shape)
     _show_image(ax, image, mask)
+    _hatch_ignored(ax, ignored)
     _scale_bar(ax, image.shape, pixel_size_nm)
     _save(fig, Path(path))
     return Path(path)
+
+
+def _hatch_ignored(ax: Axes, ignored: np.ndarray | None) -> Any:
+    """Hatch the bounding boxes of the ignored pixels' connected regions (the rectangles of
+    ``Settings.ignore_regions``); returns a legend handle, or None when there are none."""
+    if ignored is None or not np.any(ignored):
+        return None
+    import cv2
+    from matplotlib.patches import Patch, Rectangle
+
+    n, _, stats, _ = cv2.connectedComponentsWithStats(
+        np.ascontiguousarray(ignored, dtype=np.uint8), connectivity=4
+    )
+    c = _COLOUR_IGNORED
+    for x, y, w, h, _ in stats[1:n]:
+        ax.add_patch(
+            Rectangle((x - 0.5, y - 0.5), w, h, fill=False, hatch="///", edgecolor=c, linewidth=1)
+        )
+    return Patch(label="ignored region", fill=False, hatch="///", edgecolor=c, linewidth=1)
 
 
 def _outline(particle: Any) -> list[np.ndarray]:
@@ -224,11 +252,13 @@ def draw_particle_map(
     excluded: pd.DataFrame,
     pixel_size_nm: float,
     path: str | os.PathLike[str],
+    ignored: np.ndarray | None = None,
 ) -> Path:
     """Draw each particle's outline and id, separated ones in their own colour, excluded areas.
 
     Particles are matched to table rows by order (``particles[i]`` is row ``i``); the id written
-    is the row's ``particle_id``. Excluded areas are drawn as dashed boxes coloured by reason.
+    is the row's ``particle_id``. Excluded areas are drawn as dashed boxes coloured by reason,
+    ``ignored`` pixels (``Settings.ignore_regions``) hatched.
     """
     import cv2
     from matplotlib.lines import Line2D
@@ -296,6 +326,9 @@ def draw_particle_map(
             handles.append(
                 Line2D([], [], color=reason_colour[r], linestyle="--", label=f"excluded: {r} ({n})")
             )
+    hatch = _hatch_ignored(ax, ignored)
+    if hatch is not None:
+        handles.append(hatch)
     # the legend sits in the strip under the image, so it hides no particle
     fig.legend(
         handles=handles,
@@ -438,10 +471,18 @@ def write_image_pictures(result: AnalysisResult, folder: str | os.PathLike[str])
         "particles": "particle_map.png",
         "histograms": "histograms.png",
     }
+    regions = (result.provenance.get("settings") or {}).get("ignore_regions")
+    ignored = Settings(ignore_regions=regions).ignored_mask(image.shape) if regions else None
     draw_micrograph(image, s, folder / files["micrograph"])
-    draw_overlay(image, result.mask, s, folder / files["overlay"])
+    draw_overlay(image, result.mask, s, folder / files["overlay"], ignored)
     draw_particle_map(
-        image, result.particles, result.table, result.excluded, s, folder / files["particles"]
+        image,
+        result.particles,
+        result.table,
+        result.excluded,
+        s,
+        folder / files["particles"],
+        ignored,
     )
     write_histograms(result.table, folder / files["histograms"], title=result.name)
     return files

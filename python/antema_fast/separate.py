@@ -9,6 +9,8 @@
    measured as it is and flagged ``non_convex`` when its convexity ≤ the threshold).
 4. **Clean** each particle: touching the image border → ``border`` (after separation, so the
    free half of a pair survives); smaller than the despeckle area → ``speck``; holes filled.
+   With ``Settings.ignore_regions`` (a burned-in scale bar, a data bar), the mask is cleared
+   there first and particles that touch those regions → ``ignored_region``, as at the border.
 5. **Measure** every particle (:func:`antema_fast.measure.measure_particles`).
 
 Steps 1–4 run in one call to the C++ core per frame with the GIL released. Nothing disappears
@@ -30,8 +32,8 @@ from .measure import Particle, _as_mask, _check_pixel_size, measure_particles
 
 __all__ = ["EXCLUDED_COLUMNS", "REASONS", "PostprocessResult", "measured_share", "postprocess"]
 
-#: Exclusion reasons, in the order of the core's reason codes (1, 2, ...).
-REASONS: tuple[str, ...] = (
+#: Exclusion reasons of the core, in the order of its reason codes (1, 2, ...).
+_CORE_REASONS: tuple[str, ...] = (
     "speck",
     "border",
     "low_convexity",
@@ -39,6 +41,9 @@ REASONS: tuple[str, ...] = (
     "marker_too_small",
     "regrown_non_convex",
 )
+#: Every exclusion reason: the core's, then ``ignored_region`` (touches a region of
+#: ``Settings.ignore_regions``).
+REASONS: tuple[str, ...] = (*_CORE_REASONS, "ignored_region")
 
 #: Columns of :attr:`PostprocessResult.excluded`, in order.
 EXCLUDED_COLUMNS: tuple[str, ...] = (
@@ -59,6 +64,7 @@ _STAGE = {
     "marker_too_small": "separation",
     "regrown_non_convex": "separation",
     "border": "cleaning",
+    "ignored_region": "cleaning",
 }
 
 
@@ -117,9 +123,9 @@ class PostprocessResult:
 
 def _excluded_frame(d: dict[str, Any], pixel_size_nm: float) -> pd.DataFrame:
     codes = np.asarray(d["excluded_reason"], dtype=np.int64)
-    if codes.size and (codes.min() < 1 or codes.max() > len(REASONS)):
+    if codes.size and (codes.min() < 1 or codes.max() > len(_CORE_REASONS)):
         raise RuntimeError(
-            f"antema_fast._core.postprocess_frame: expected reason codes 1..{len(REASONS)}, "
+            f"antema_fast._core.postprocess_frame: expected reason codes 1..{len(_CORE_REASONS)}, "
             f"got {sorted(set(codes.tolist()))}"
         )
     reasons = np.asarray(REASONS, dtype=object)[codes - 1] if codes.size else np.zeros(0, object)
@@ -198,6 +204,9 @@ def postprocess(
         st = st.replace(**overrides)
     m = _as_mask(mask)
     s = _check_pixel_size(pixel_size_nm)
+    ignored = st.ignored_mask(m.shape)
+    if ignored is not None:
+        m = m & ~ignored
     d = _core().postprocess_frame(
         m,
         st.separation,
@@ -219,6 +228,10 @@ def postprocess(
         )
         for i in range(len(shapes))
     ]
+    area_id = np.asarray(d["area_id"], dtype=np.int64)
+    excluded = _excluded_frame(d, s)
+    if ignored is not None:
+        particles, area_id, excluded = _drop_touching(particles, area_id, excluded, ignored, s)
     image_shape = (int(m.shape[0]), int(m.shape[1]))
     table = measure_particles(
         particles,
@@ -227,7 +240,6 @@ def postprocess(
         image_shape=image_shape,
         convexity_threshold=st.convexity_threshold,
     )
-    excluded = _excluded_frame(d, s)
     vc = excluded["reason"].value_counts()
     counts = {r: int(vc.get(r, 0)) for r in REASONS}
     return PostprocessResult(
@@ -239,11 +251,60 @@ def postprocess(
         pixel_size_nm=s,
         image_shape=image_shape,
         n_areas=int(d["n_areas"]),
-        area_id=np.asarray(d["area_id"], dtype=np.int64),
+        area_id=area_id,
     )
 
 
-def measured_share(mask: Any, particles: list[Particle], min_area_px: int = 1) -> dict[str, Any]:
+def _drop_touching(
+    particles: list[Particle],
+    area_id: np.ndarray,
+    excluded: pd.DataFrame,
+    ignored: np.ndarray,
+    pixel_size_nm: float,
+) -> tuple[list[Particle], np.ndarray, pd.DataFrame]:
+    """Move the particles that touch (8-neighbourhood) an ignored pixel to the exclusions, with
+    reason ``ignored_region``: like those cut by the image border, they may be cut."""
+    import cv2
+
+    near = cv2.dilate(ignored.view(np.uint8), np.ones((3, 3), np.uint8)).view(bool)
+    keep, rows = [], []
+    for i, p in enumerate(particles):
+        h, w = p.bitmap.shape
+        if np.any(near[p.row0 : p.row0 + h, p.col0 : p.col0 + w] & p.bitmap):
+            rr, cc = np.nonzero(p.bitmap)
+            area = int(rr.size)
+            rows.append(
+                {
+                    "reason": "ignored_region",
+                    "stage": "cleaning",
+                    "area_px": area,
+                    "area_nm2": area * pixel_size_nm**2,
+                    "bbox_row_min": p.row0 + int(rr.min()),
+                    "bbox_col_min": p.col0 + int(cc.min()),
+                    "bbox_row_max": p.row0 + int(rr.max()),
+                    "bbox_col_max": p.col0 + int(cc.max()),
+                    "area_id": int(area_id[i]),
+                }
+            )
+        else:
+            keep.append(i)
+    if not rows:
+        return particles, area_id, excluded
+    extra = pd.DataFrame(rows, columns=list(EXCLUDED_COLUMNS))
+    out = pd.concat(
+        [excluded.astype({"reason": object, "stage": object}), extra], ignore_index=True
+    )
+    out["reason"] = pd.Categorical(out["reason"], categories=list(REASONS))
+    out["stage"] = pd.Categorical(out["stage"], categories=list(excluded["stage"].cat.categories))
+    for c in EXCLUDED_COLUMNS[2:]:
+        if c != "area_nm2":
+            out[c] = out[c].astype(np.int64)
+    return [particles[i] for i in keep], area_id[keep], out
+
+
+def measured_share(
+    mask: Any, particles: list[Particle], min_area_px: int = 1, ignored: Any = None
+) -> dict[str, Any]:
     """How much of the segmented particle area was measured, border effects aside.
 
     Separation and the gate may leave parts of the mask in no particle (``marker_too_small``,
@@ -257,7 +318,8 @@ def measured_share(mask: Any, particles: list[Particle], min_area_px: int = 1) -
     the border, and, in areas that do, those farther from the border than twice the median
     equivalent diameter of the measured particles (no border particle reaches that far unless
     it is twice the typical size). Particles under :data:`UNDER_RESOLVED_PX` across are left out
-    of that median when there are others.
+    of that median when there are others. Areas that touch ``ignored`` (the pixels of
+    ``Settings.ignore_regions``, cleared from the mask) are not counted at all.
 
     Parameters
     ----------
@@ -267,6 +329,8 @@ def measured_share(mask: Any, particles: list[Particle], min_area_px: int = 1) -
         The measured particles.
     min_area_px : int
         Areas smaller than this are specks and not counted.
+    ignored : array_like of bool, shape (rows, cols), optional
+        Pixels outside the analysed field (``Settings.ignored_mask``).
 
     Returns
     -------
@@ -290,10 +354,16 @@ def measured_share(mask: Any, particles: list[Particle], min_area_px: int = 1) -
 
     m = _as_mask(mask)
     rows, cols = m.shape
+    if ignored is not None:
+        ignored = _as_mask(ignored)
+        m = m & ~ignored
     n, labels, stats, _ = cv2.connectedComponentsWithStats(m.view(np.uint8), connectivity=8)
     x, y, w, h, area = (stats[:, i] for i in range(5))
     big = area >= max(int(min_area_px), 1)
     big[0] = False  # background
+    if ignored is not None:  # areas cut by an ignored region: not counted, like border ones
+        near = cv2.dilate(ignored.view(np.uint8), np.ones((3, 3), np.uint8)).view(bool)
+        big[np.unique(labels[near])] = False
     inner = big & (x > 0) & (y > 0) & (x + w < cols) & (y + h < rows)
     measured = np.zeros(m.shape, bool)
     for p in particles:

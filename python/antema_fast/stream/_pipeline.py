@@ -296,7 +296,8 @@ class _Workers:
         self._put(self._q_read, _END)
 
     def _segment(self) -> None:
-        from ..pipeline import check_and_merge_scale
+        from .._settings import Settings
+        from ..pipeline import check_and_merge_scale, segmentation_input
 
         while True:
             item = self._get(self._q_read)
@@ -305,7 +306,10 @@ class _Workers:
                 return
             ref, mg, timings = item
             t0 = time.perf_counter()
-            seg = self._segmenter.segment(mg.data, pixel_size_nm=mg.pixel_size_nm)
+            image = mg.data
+            if isinstance(self._settings, Settings):  # ignore_regions filled
+                image = segmentation_input(image, self._settings, f"frame {ref.index}")
+            seg = self._segmenter.segment(image, pixel_size_nm=mg.pixel_size_nm)
             timings["segment"] = time.perf_counter() - t0
             if (
                 getattr(self._settings, "check_scale", False)
@@ -315,7 +319,7 @@ class _Workers:
                 # as analyze does for an image (without its warning, which every frame repeats)
                 seg = check_and_merge_scale(
                     self._segmenter,
-                    mg.data,
+                    image,
                     seg,
                     self._settings,
                     f"frame {ref.index}",
