@@ -460,6 +460,7 @@ def finish(
     counts = {str(k): int(v) for k, v in dict(pp.counts).items()}
     provenance = _provenance(micrograph, segmentation, settings, segmenter_info)
     provenance["quality"] = quality(mask, pp.particles, table, counts, settings, s)
+    _check_data_bar(provenance["quality"], micrograph.data, ignored)
     return AnalysisResult(
         name=name,
         micrograph=micrograph,
@@ -659,6 +660,29 @@ def quality(
             "leaves them out"
         )
     return q
+
+
+def _check_data_bar(q: dict[str, Any], image: Any, ignored: np.ndarray | None) -> None:
+    """Add ``data_bar`` (:func:`antema_fast._databar.find_data_bar`, or None) to the quality
+    record ``q``, and a warning with the ``--ignore-region`` that leaves the bar out unless
+    ``ignored`` (``Settings.ignored_mask``) already covers most of it."""
+    from ._databar import find_data_bar
+
+    bar = find_data_bar(image)
+    q["data_bar"] = bar
+    if bar is None:
+        return
+    rows = int(bar["rows"])
+    band = slice(-rows, None) if bar["edge"] == "bottom" else slice(0, rows)
+    if ignored is not None and ignored[band].mean() >= 0.9:
+        return
+    x, y, w, h = bar["region"]
+    q["warnings"].append(
+        f"the {bar['edge']} {rows} rows look like a data bar (a full-width strip at the image's "
+        "darkest or brightest value, with text or lines in it): anything in it is segmented and "
+        f"may be measured as particles. If it is one, leave it out with --ignore-region "
+        f"{x},{y},{w},{h} (Settings(ignore_regions=(({x}, {y}, {w}, {h}),)))"
+    )
 
 
 def _measured_share_warning(
