@@ -28,7 +28,7 @@ from antema_fast._preprocess import (  # noqa: E402
 )
 from antema_fast.train.data import BatchSampler, load_pairs, split_msaem  # noqa: E402
 from antema_fast.train.export import onnx_matches_torch  # noqa: E402
-from antema_fast.train.loop import TrainConfig, Trainer  # noqa: E402
+from antema_fast.train.loop import DEFAULT_PREPROCESSING, TrainConfig, Trainer  # noqa: E402
 from antema_fast.train.models import build_model, count_parameters  # noqa: E402
 
 
@@ -624,3 +624,82 @@ def test_bf16_and_channels_last_train_the_same_function(tmp_path: Path) -> None:
     assert main(args) == 0
     ck = torch.load(tmp_path / "cli" / "checkpoint.pt", weights_only=False)
     assert ck["config"]["precision"] == "bf16" and ck["config"]["channels_last"] is False
+
+
+def test_batches_drawn_by_worker_processes_train_the_same_weights(tmp_path: Path) -> None:
+    """`data_workers` moves the drawing of batches to other processes: the batches, in any
+    order of asking, are the sampler's own, and a run with workers (interrupted and resumed
+    on the way) ends on exactly the weights of a run without."""
+    import dataclasses
+
+    from antema_fast.train.data import BatchPrefetcher
+
+    _write_pairs(tmp_path / "pairs")
+    base = dataclasses.replace(_cfg(tmp_path / "a", [str(tmp_path / "pairs")], 5), val_synthetic=1)
+    plain = Trainer(base, log=io.StringIO())
+    with BatchPrefetcher(plain.sampler, 3, 2, depth=3) as pf:
+        for step in (4, 5, 6, 1, 2, 9):  # in order, then back (a resume), then a jump
+            x, y = pf.batch(step)
+            x0, y0 = plain.sampler.batch(step, 3)
+            np.testing.assert_array_equal(x, x0)
+            np.testing.assert_array_equal(y, y0)
+    with pytest.raises(ValueError, match="workers"):
+        BatchPrefetcher(plain.sampler, 3, 0)
+    plain.run()
+    cfg = dataclasses.replace(base, out_dir=str(tmp_path / "b"), data_workers=2)
+    Trainer(cfg, log=io.StringIO()).run(until_step=3)
+    with_workers = Trainer(cfg, log=io.StringIO())
+    assert with_workers.step == 3
+    with_workers.run()
+    a, b = plain.model.state_dict(), with_workers.model.state_dict()
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    with pytest.raises(ValueError, match="data_workers"):
+        Trainer(dataclasses.replace(cfg, out_dir=str(tmp_path / "c"), data_workers=-1))
+
+
+def test_devices_and_a_gpu_that_is_not_there(tmp_path: Path, capsys) -> None:
+    """`device`: "cpu" and "auto" (no GPU here) train on the CPU; asking for CUDA where torch
+    sees none is refused with the reason, by the API and by `antema train`."""
+    import dataclasses
+
+    from antema_fast.cli import main
+    from antema_fast.train.loop import resolve_device
+
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    for bad in ("tpu", "gpu0", "meta"):
+        with pytest.raises(ValueError, match="device"):
+            resolve_device(bad)
+    if torch.cuda.is_available():
+        pytest.skip("this torch sees a GPU: the refusal cannot be shown")
+    with pytest.raises(ValueError, match="sees no CUDA GPU"):
+        resolve_device("cuda")
+    cfg = dataclasses.replace(_cfg(tmp_path / "run", [], 2), device="auto")
+    t = Trainer(cfg, log=io.StringIO())
+    assert t.device.type == "cpu" and next(t.model.parameters()).device.type == "cpu"
+    rc = main(["train", "--out-dir", str(tmp_path / "x"), "--steps", "1", "--device", "cuda"])
+    assert rc == 2 and "sees no CUDA GPU" in capsys.readouterr().err
+    assert not (tmp_path / "x" / "checkpoint.pt").exists()
+
+
+def test_export_without_the_fp16_converter_writes_the_fp32_model(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """Where onnxconverter-common is missing (a GPU machine's own Python), an export still
+    writes the FP32 model and warns that the FP16 sibling was skipped, instead of ending the
+    run."""
+    import sys
+
+    from antema_fast.train.export import export_onnx
+
+    monkeypatch.setitem(sys.modules, "onnxconverter_common", None)  # import fails
+    model = build_model("unet", base=8)
+    with pytest.warns(UserWarning, match="no FP16 sibling"):
+        path = export_onnx(
+            model, tmp_path / "m.onnx", preprocessing=DEFAULT_PREPROCESSING, pad_multiple=32
+        )
+    assert path.exists() and not (tmp_path / "m.fp16.onnx").exists()
+    x = np.random.default_rng(1).random((1, 1, 64, 64)).astype(np.float32)
+    assert onnx_matches_torch(model, path, x) <= 1e-4

@@ -679,6 +679,20 @@ def _add_train(sub: argparse._SubParsersAction) -> Runner:  # type: ignore[type-
         "(e.g. 0.999, about the last 1,000 steps; default 0 = off)",
     )
     p.add_argument(
+        "--device",
+        default="cpu",
+        metavar="DEV",
+        help="cpu (default), cuda, cuda:N, or auto (a CUDA GPU when torch sees one)",
+    )
+    p.add_argument(
+        "--data-workers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="processes drawing batches ahead of the training step (same batches; worth it "
+        "beside a GPU; default 0 = in the training process)",
+    )
+    p.add_argument(
         "--stop-at",
         type=int,
         default=None,
@@ -729,10 +743,17 @@ def _run_train(args: argparse.Namespace) -> int:
         precision=args.precision,
         channels_last=args.channels_last,
         ema=args.ema,
+        device=args.device,
+        data_workers=args.data_workers,
     )
     if args.stop_at is not None and args.stop_at < 1:
         raise SystemExit(f"antema train: --stop-at must be ≥ 1, got {args.stop_at}")
-    summary = Trainer(cfg).run(until_step=args.stop_at)
+    try:
+        trainer = Trainer(cfg)
+    except ValueError as exc:  # a setting this machine or model cannot take
+        print(f"antema train: error: {exc}", file=sys.stderr)
+        return 2
+    summary = trainer.run(until_step=args.stop_at)
     ckpt = Path(args.out_dir) / "checkpoint.pt"
     where = (
         f"model {summary['onnx']}"

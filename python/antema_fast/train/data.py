@@ -8,8 +8,11 @@ sees exactly the batches it would have seen without the interruption.
 from __future__ import annotations
 
 import math
+import multiprocessing
 import re
+from collections import deque
 from collections.abc import Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -264,6 +267,87 @@ class BatchSampler:
         x_arr = np.stack(xs)[:, None].astype(np.float32)
         y_arr = np.stack(ys)[:, None].astype(np.float32)
         return x_arr, y_arr
+
+
+_WORKER_SAMPLER: BatchSampler | None = None
+
+
+def _init_worker(sampler: BatchSampler) -> None:
+    import cv2
+
+    global _WORKER_SAMPLER
+    cv2.setNumThreads(1)  # one process per core: no thread pools inside
+    _WORKER_SAMPLER = sampler
+
+
+def _worker_batch(step: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    assert _WORKER_SAMPLER is not None
+    return _WORKER_SAMPLER.batch(step, size)
+
+
+class BatchPrefetcher:
+    """:meth:`BatchSampler.batch` for the coming steps, drawn ahead by ``workers`` processes.
+
+    A batch depends on ``(seed, step)`` alone, so training on these is exactly training on
+    batches drawn in process (``TrainConfig.data_workers``); it only moves the drawing off the
+    training process, for machines where the model's step is faster than drawing a batch (a
+    GPU beside many cores). Batches are asked for by step; asking for another step than the
+    next one (a resume) starts the look-ahead again from there.
+
+    Parameters
+    ----------
+    sampler : BatchSampler
+        Copied to each worker once (spawned processes: safe beside torch's threads).
+    size : int
+        Tiles per batch.
+    workers : int
+        Worker processes (≥ 1).
+    depth : int, optional
+        Batches kept in flight; default ``2 * workers``.
+    """
+
+    def __init__(
+        self, sampler: BatchSampler, size: int, workers: int, depth: int | None = None
+    ) -> None:
+        if not (isinstance(workers, int) and workers >= 1):
+            raise ValueError(f"workers: expected an integer ≥ 1, got {workers!r}")
+        self.size = int(size)
+        self.depth = int(depth) if depth else 2 * workers
+        # spawned, not forked: safe beside torch's threads; a worker that dies raises
+        # BrokenProcessPool here instead of hanging the run
+        self._pool = ProcessPoolExecutor(
+            workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(sampler,),
+        )
+        self._queue: deque[tuple[int, Future[tuple[np.ndarray, np.ndarray]]]] = deque()
+        self._next = 0
+
+    def batch(self, step: int) -> tuple[np.ndarray, np.ndarray]:
+        """``sampler.batch(step, size)``."""
+        if not self._queue or self._queue[0][0] != step:
+            for _, f in self._queue:
+                f.cancel()
+            self._queue.clear()
+            self._next = step
+        while len(self._queue) < self.depth:
+            self._queue.append(
+                (self._next, self._pool.submit(_worker_batch, self._next, self.size))
+            )
+            self._next += 1
+        _, result = self._queue.popleft()
+        return result.result()
+
+    def close(self) -> None:
+        """Stop the workers (batches in flight are dropped)."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> BatchPrefetcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def synthetic_set(

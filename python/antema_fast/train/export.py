@@ -55,7 +55,7 @@ def export_onnx(
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    net = WithSigmoid(copy.deepcopy(model)).eval()
+    net = WithSigmoid(copy.deepcopy(model).to("cpu")).eval()  # trained on a GPU too
     dummy = torch.zeros(1, 1, 2 * pad_multiple, 2 * pad_multiple)
     tmp = path.with_suffix(".tmp.onnx")
     import warnings
@@ -103,7 +103,16 @@ def export_onnx(
     if fp16:
         import warnings
 
-        from onnxconverter_common import float16
+        try:
+            from onnxconverter_common import float16
+        except ImportError:  # e.g. a GPU machine's own Python: the FP32 model is what counts
+            warnings.warn(
+                f"{path}: onnxconverter-common is not installed, so no FP16 sibling was written "
+                "(antema_fast.train.card.release writes one when the model is released)",
+                UserWarning,
+                stacklevel=2,
+            )
+            return path
 
         with warnings.catch_warnings():  # "float32 number … truncated": tiny weights → 1e-7
             warnings.simplefilter("ignore", UserWarning)
@@ -124,7 +133,8 @@ def onnx_matches_torch(
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     got = sess.run([OUTPUT_NAME], {INPUT_NAME: x.astype(np.float32)})[0]
     with torch.no_grad():
-        ref = WithSigmoid(model).eval()(torch.from_numpy(x.astype(np.float32))).numpy()
+        net = WithSigmoid(copy.deepcopy(model).to("cpu")).eval()
+        ref = net(torch.from_numpy(x.astype(np.float32))).numpy()
     err = float(np.abs(got - ref).max())
     if err > atol:
         raise AssertionError(f"{path}: ONNX Runtime differs from torch by {err:.3g} > {atol}")
@@ -260,7 +270,8 @@ def _calibrate_batch_norms(
     def hook(key: str):  # type: ignore[no-untyped-def]
         def f(mod: nn.Module, inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
             z = inp[0].double()
-            acc = sums.setdefault(key, [torch.zeros(z.shape[1], dtype=torch.float64)] * 3)
+            zero = torch.zeros(z.shape[1], dtype=torch.float64, device=z.device)
+            acc = sums.setdefault(key, [zero] * 3)
             acc[0] = acc[0] + z.sum(dim=(0, 2, 3))
             acc[1] = acc[1] + (z * z).sum(dim=(0, 2, 3))
             acc[2] = acc[2] + z.numel() / z.shape[1]
@@ -271,11 +282,12 @@ def _calibrate_batch_norms(
         if bn is not None:
             hooks.append(bn.register_forward_hook(hook(key)))
     was = model.training
+    device = next(model.parameters()).device
     model.eval()
     try:
         with torch.no_grad():
             for x in batches:
-                model(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)))
+                model(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(device))
     finally:
         for h in hooks:
             h.remove()
