@@ -158,7 +158,8 @@ def test_what_is_in_a_region_does_not_change_the_result() -> None:
     np.testing.assert_allclose(sorted(a.table.equivalent_diameter_nm), d_true, rtol=0.03)
     assert not a.mask[-40:].any()
     # without the region the bar's text and scale bar change the result
-    plain = af.analyze(barred, pixel_size_nm=S, settings=THRESHOLD)
+    with pytest.warns(UserWarning, match=r"bottom 40 rows look like a data bar"):
+        plain = af.analyze(barred, pixel_size_nm=S, settings=THRESHOLD)
     assert len(plain.table) != len(discs) or plain.mask[-40:].any()
 
 
