@@ -703,3 +703,61 @@ def test_export_without_the_fp16_converter_writes_the_fp32_model(
     assert path.exists() and not (tmp_path / "m.fp16.onnx").exists()
     x = np.random.default_rng(1).random((1, 1, 64, 64)).astype(np.float32)
     assert onnx_matches_torch(model, path, x) <= 1e-4
+
+
+def test_average_onnx_averages_every_convolution_and_refuses_other_architectures(
+    tmp_path: Path,
+) -> None:
+    """`average_onnx` ("model soup"): each convolution's folded weight and bias is the weighted
+    mean of the files'; a model averaged with itself computes what it did; the sources are
+    recorded; fewer than two files, bad weights or another architecture are refused."""
+    import json
+
+    import onnx
+    import onnxruntime as ort
+    from antema_fast.train.export import average_onnx, export_onnx
+    from onnx import numpy_helper
+
+    def exported(seed: int, base: int = 8) -> Path:
+        torch.manual_seed(seed)
+        model = build_model("unet", base=base)
+        with torch.no_grad():  # batch norms that fold into something other than the identity
+            for m in model.modules():
+                if isinstance(m, torch.nn.BatchNorm2d):
+                    m.running_mean.uniform_(-0.2, 0.2)
+                    m.running_var.uniform_(0.5, 1.5)
+        path = tmp_path / f"m{seed}_{base}.onnx"
+        return export_onnx(
+            model, path, preprocessing=DEFAULT_PREPROCESSING, pad_multiple=32, fp16=False
+        )
+
+    def convs(path: Path) -> dict[str, list[np.ndarray]]:
+        m = onnx.load(str(path))
+        init = {t.name: numpy_helper.to_array(t) for t in m.graph.initializer}
+        return {
+            n.name: [init[i] for i in n.input[1:] if i] for n in m.graph.node if n.op_type == "Conv"
+        }
+
+    a, b = exported(1), exported(2)
+    out = average_onnx([a, b], tmp_path / "avg.onnx", weights=[0.25, 0.75])
+    ca, cb, cm = convs(a), convs(b), convs(out)
+    assert cm.keys() == ca.keys() and len(cm) > 10
+    for k in cm:
+        for wa, wb, wm in zip(ca[k], cb[k], cm[k], strict=True):
+            np.testing.assert_allclose(wm, 0.25 * wa + 0.75 * wb, rtol=1e-6, atol=1e-7)
+    meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    sources = json.loads(meta["antema.training"])["weight_average"]
+    assert [s["weight"] for s in sources] == [0.25, 0.75] and sources[0]["model"] == str(a)
+    # a model averaged with itself computes what it did
+    same = average_onnx([a, a, a], tmp_path / "same.onnx")
+    x = np.random.default_rng(0).random((1, 1, 64, 96)).astype(np.float32)
+    y0 = ort.InferenceSession(str(a)).run(None, {"image": x})[0]
+    y1 = ort.InferenceSession(str(same)).run(None, {"image": x})[0]
+    np.testing.assert_allclose(y1, y0, atol=1e-6)
+    with pytest.raises(ValueError, match="at least two"):
+        average_onnx([a], tmp_path / "x.onnx")
+    with pytest.raises(ValueError, match="weights"):
+        average_onnx([a, b], tmp_path / "x.onnx", weights=[0.5, 0.6])
+    with pytest.raises(ValueError, match="differ"):
+        average_onnx([a, exported(3, base=16)], tmp_path / "x.onnx")
+    assert not (tmp_path / "x.onnx").exists()

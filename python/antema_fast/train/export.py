@@ -304,3 +304,76 @@ def _calibrate_batch_norms(
             _buffer(bn.running_var).copy_(var.float())
             bn.weight.copy_(torch.sqrt(var + bn.eps).float())
             bn.bias.add_(mean.float())
+
+
+def average_onnx(
+    paths: Iterable[str | Path], out: str | Path, weights: Iterable[float] | None = None
+) -> Path:
+    """Average the weights of ONNX models of one architecture into ``out`` (a "model soup").
+
+    Meant for models fine-tuned from one start (phases with other seeds or recipes): they lie
+    in one basin, and the average of their weights is often a little better than each. Every
+    convolution's (batch-norm-folded) weight and bias is averaged, matched by node name; the
+    graph and metadata are the first file's, with ``antema.training`` recording the sources
+    and weights. Written atomically; no FP16 sibling (``card.release`` writes one).
+
+    Raises
+    ------
+    ValueError
+        If fewer than two files are given, the weights do not fit them, or a file's
+        convolutions differ from the first's in names or shapes (another architecture).
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    from .._preprocess import META_TRAINING
+
+    paths = [Path(p) for p in paths]
+    if len(paths) < 2:
+        raise ValueError(f"average_onnx: expected at least two models, got {len(paths)}")
+    w = np.full(len(paths), 1.0 / len(paths)) if weights is None else np.asarray(list(weights))
+    if w.shape != (len(paths),) or np.any(w < 0) or not np.isclose(w.sum(), 1.0):
+        raise ValueError(f"weights: expected {len(paths)} non-negative numbers summing to 1")
+
+    def conv_weights(m: Any) -> dict[str, list[np.ndarray]]:
+        init = {t.name: t for t in m.graph.initializer}
+        return {
+            n.name: [numpy_helper.to_array(init[i]) for i in n.input[1:] if i]
+            for n in m.graph.node
+            if n.op_type == "Conv"
+        }
+
+    models = [onnx.load(str(p)) for p in paths]
+    convs = [conv_weights(m) for m in models]
+    for p, c in zip(paths[1:], convs[1:], strict=True):
+        same = c.keys() == convs[0].keys() and all(
+            [a.shape for a in c[k]] == [a.shape for a in convs[0][k]] for k in c
+        )
+        if not same:
+            raise ValueError(f"{p}: its convolutions differ from those of {paths[0]}")
+    first = models[0]
+    init = {t.name: t for t in first.graph.initializer}
+    for node in first.graph.node:
+        if node.op_type != "Conv":
+            continue
+        for j, name in enumerate(i for i in node.input[1:] if i):
+            avg = sum(
+                wk * c[node.name][j].astype(np.float64) for wk, c in zip(w, convs, strict=True)
+            )
+            init[name].CopyFrom(numpy_helper.from_array(np.asarray(avg, np.float32), name))
+    record = {
+        "weight_average": [
+            {"model": str(p), "weight": float(x)} for p, x in zip(paths, w, strict=True)
+        ]
+    }
+    for prop in first.metadata_props:
+        if prop.key == META_TRAINING:
+            record["first"] = json.loads(prop.value or "{}")
+            prop.value = json.dumps(record, sort_keys=True)
+    onnx.checker.check_model(first)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    part = out.with_suffix(".part")
+    onnx.save(first, str(part))
+    part.replace(out)
+    return out
