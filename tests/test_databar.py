@@ -146,3 +146,64 @@ def test_real_micrographs_are_not_flagged(shared_data) -> None:
         if find_data_bar(mg.data) is not None:
             flagged.append(f.name)
     assert flagged == []
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_ignore_data_bar_leaves_out_each_image_s_own_bar(tmp_path) -> None:
+    """`ignore_data_bar`: each image's bar, whatever its height, is ignored as a region; the
+    table equals that of the same field without the bar; the settings as given stay in the
+    provenance (so --resume recognises the run) and the regions used are recorded; a batch from
+    the command line does the same for images with bars of different heights."""
+    import json
+
+    import pandas as pd
+    import tifffile
+    from antema_fast.cli import main as cli_main
+
+    st = Settings(backend="threshold", check_scale=False, ignore_data_bar=True)
+    clean = export(7, "tem", size=256)
+    barred = with_bar(clean, 24)
+    a = af.analyze(barred, pixel_size_nm=0.5, settings=st)
+    b = af.analyze(clean, pixel_size_nm=0.5, settings=st.replace(ignore_regions=((0, -24, 0, 0),)))
+    pd.testing.assert_frame_equal(a.table, b.table)
+    assert a.provenance["settings"]["ignore_regions"] == []
+    assert a.provenance["settings"]["ignore_data_bar"] is True
+    assert a.provenance["quality"]["ignored_regions_used"] == [[0, -24, 0, 0]]
+    assert not any("data bar" in w for w in a.provenance["quality"]["warnings"])
+    # no bar: nothing added, nothing recorded
+    c = af.analyze(clean, pixel_size_nm=0.5, settings=st)
+    assert "ignored_regions_used" not in c.provenance["quality"]
+    # the command line, two images with bars of 20 and 40 rows
+    for name, rows, size in (("small", 20, 256), ("large", 40, 384)):
+        tifffile.imwrite(tmp_path / f"{name}.tif", with_bar(export(9, "tem", size=size), rows))
+    out = tmp_path / "out"
+    args = [str(tmp_path / "small.tif"), str(tmp_path / "large.tif"), "-o", str(out)]
+    args += ["--pixel-size", "0.5", "--backend", "threshold", "--no-scale-check"]
+    assert cli_main(["analyze", *args, "--ignore-data-bar", "--quiet"]) == 0
+    for name, rows in (("small", 20), ("large", 40)):
+        m = json.loads((out / name / "manifest.json").read_text())
+        assert m["provenance"]["quality"]["ignored_regions_used"] == [[0, -rows, 0, 0]]
+        t = pd.read_csv(out / name / "particles.csv")
+        h = 256 if name == "small" else 384
+        assert (t.bbox_row_max < h - rows - 1).all()
+    # --resume recognises the finished images
+    assert cli_main(["analyze", *args, "--ignore-data-bar", "--quiet", "--resume"]) == 0
+    run = json.loads((out / "run.json").read_text())
+    assert "skipped" in json.dumps(run)
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_streams_ignore_each_frame_s_data_bar() -> None:
+    import pandas as pd
+    from antema_fast.stream import stream
+
+    st = Settings(backend="threshold", check_scale=False, ignore_data_bar=True)
+    frames = [with_bar(export(7, "tem", size=256), 24), with_bar(export(8, "tem", size=256), 30)]
+    got = list(stream(frames, settings=st, pixel_size_nm=0.5))
+    for fr, img in zip(got, frames, strict=True):
+        ref = af.analyze(img, pixel_size_nm=0.5, settings=st)
+        cols = [c for c in ref.table.columns if c != "image"]
+        pd.testing.assert_frame_equal(
+            fr.table[cols].reset_index(drop=True), ref.table[cols].reset_index(drop=True)
+        )
+    assert [len(f.table) for f in got] != [0, 0]

@@ -92,6 +92,11 @@ class Settings:
         contents move neither the contrast scaling nor the network), nothing in them is
         measured, and particles that touch them are excluded as ``ignored_region``, as
         particles cut by the image border are (:meth:`ignored_mask`).
+    ignore_data_bar : bool
+        Look for a data bar in each image (:func:`antema_fast._databar.find_data_bar`: a
+        full-width strip of extreme values with text along the top or bottom edge) and, where
+        one is found, ignore it as one more of :attr:`ignore_regions`, sized for that image.
+        Off by default: ``analyze`` then only warns, with the region to give.
     bootstrap_samples : int
         Resamples for the bootstrap 95 % confidence interval of the mean.
     seed : int
@@ -123,6 +128,7 @@ class Settings:
     auto_scale: bool = True
     min_measured_fraction: float = 0.6
     ignore_regions: tuple[tuple[int, int, int, int], ...] = ()
+    ignore_data_bar: bool = False
     bootstrap_samples: int = 2000
     seed: int = 0
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
@@ -162,7 +168,7 @@ class Settings:
         check_segment_scale(self.segment_scale, "segment_scale")
         if self.flip_views not in (1, 2, 4) or isinstance(self.flip_views, bool):
             raise ValueError(f"flip_views: expected 1, 2 or 4, got {self.flip_views!r}")
-        for name in ("check_scale", "auto_scale"):
+        for name in ("check_scale", "auto_scale", "ignore_data_bar"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name}: expected True or False, got {getattr(self, name)!r}")
         if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):

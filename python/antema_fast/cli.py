@@ -175,6 +175,14 @@ def _add_analyze_arguments(p: argparse.ArgumentParser) -> None:
         "bottom 64 rows); repeat for several",
     )
     g.add_argument(
+        "--ignore-data-bar",
+        action="store_true",
+        default=None,
+        help="find a data bar (full-width strip of extreme values with text at the top or bottom "
+        "edge, e.g. Zeiss SEM) in each image and ignore it as with --ignore-region (default: "
+        "only warn)",
+    )
+    g.add_argument(
         "--min-measured-fraction",
         type=float,
         metavar="X",
@@ -273,6 +281,7 @@ def _analyze_settings(args: argparse.Namespace) -> object:
         "auto_scale": "auto_scale",
         "flip_views": "flip_views",
         "min_measured_fraction": "min_measured_fraction",
+        "ignore_data_bar": "ignore_data_bar",
     }
     changes = {
         field: getattr(args, arg)
@@ -933,6 +942,9 @@ def _add_stream(sub: argparse._SubParsersAction) -> Runner:  # type: ignore[type
         action="append",
         metavar="X,Y,W,H",
         help="as for antema analyze (repeat for several)",
+    )
+    g.add_argument(
+        "--ignore-data-bar", action="store_true", default=None, help="as for antema analyze"
     )
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     return _run_stream

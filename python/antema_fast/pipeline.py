@@ -522,6 +522,19 @@ def segmentation_input(image: Any, settings: Settings, where: Any = None) -> np.
     return out
 
 
+def image_settings(image: Any, settings: Settings) -> Settings:
+    """``settings`` for one image: with ``ignore_data_bar``, the data bar found in it (if any)
+    added to ``ignore_regions``; otherwise ``settings`` itself."""
+    if not settings.ignore_data_bar:
+        return settings
+    from ._databar import find_data_bar
+
+    bar = find_data_bar(image)
+    if bar is None or bar["region"] in settings.ignore_regions:
+        return settings
+    return settings.replace(ignore_regions=(*settings.ignore_regions, bar["region"]))
+
+
 def analyze(
     source: Any,
     *,
@@ -583,6 +596,8 @@ def analyze(
         )
 
     where = getattr(micrograph, "path", None) or _image_name(micrograph)
+    given = settings
+    settings = image_settings(micrograph.data, settings)
     image = segmentation_input(micrograph.data, settings, where)
     t0 = time.perf_counter()
     if segmenter is None:
@@ -602,6 +617,7 @@ def analyze(
         timings=timings,
         segmenter_info=_segmenter_info(segmenter),
     )
+    _record_given_settings(result, given, settings)
     where = getattr(micrograph, "path", None) or result.name
     for message in result.provenance["quality"]["warnings"]:
         warnings.warn(f"{where}: {message}", UserWarning, stacklevel=2)
@@ -660,6 +676,16 @@ def quality(
             "leaves them out"
         )
     return q
+
+
+def _record_given_settings(result: AnalysisResult, given: Settings, used: Settings) -> None:
+    """Keep the settings as given in the provenance (so that ``--resume`` recognises the run)
+    and, where ``ignore_data_bar`` added the image's data bar, the regions used in
+    ``quality["ignored_regions_used"]``."""
+    if used is given:
+        return
+    result.provenance["settings"] = _jsonable(given.to_dict())
+    result.provenance["quality"]["ignored_regions_used"] = [list(r) for r in used.ignore_regions]
 
 
 def _check_data_bar(q: dict[str, Any], image: Any, ignored: np.ndarray | None) -> None:

@@ -471,7 +471,10 @@ def write_image_pictures(result: AnalysisResult, folder: str | os.PathLike[str])
         "particles": "particle_map.png",
         "histograms": "histograms.png",
     }
-    regions = (result.provenance.get("settings") or {}).get("ignore_regions")
+    prov = result.provenance
+    regions = (prov.get("quality") or {}).get("ignored_regions_used") or (
+        prov.get("settings") or {}
+    ).get("ignore_regions")
     ignored = Settings(ignore_regions=regions).ignored_mask(image.shape) if regions else None
     draw_micrograph(image, s, folder / files["micrograph"])
     draw_overlay(image, result.mask, s, folder / files["overlay"], ignored)

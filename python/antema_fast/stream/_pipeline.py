@@ -297,7 +297,7 @@ class _Workers:
 
     def _segment(self) -> None:
         from .._settings import Settings
-        from ..pipeline import check_and_merge_scale, segmentation_input
+        from ..pipeline import check_and_merge_scale, image_settings, segmentation_input
 
         while True:
             item = self._get(self._q_read)
@@ -307,8 +307,10 @@ class _Workers:
             ref, mg, timings = item
             t0 = time.perf_counter()
             image = mg.data
-            if isinstance(self._settings, Settings):  # ignore_regions filled
-                image = segmentation_input(image, self._settings, f"frame {ref.index}")
+            settings = self._settings
+            if isinstance(settings, Settings):  # ignore_regions (and a data bar) filled
+                settings = image_settings(image, settings)
+                image = segmentation_input(image, settings, f"frame {ref.index}")
             seg = self._segmenter.segment(image, pixel_size_nm=mg.pixel_size_nm)
             timings["segment"] = time.perf_counter() - t0
             if (
@@ -321,13 +323,13 @@ class _Workers:
                     self._segmenter,
                     image,
                     seg,
-                    self._settings,
+                    settings,
                     f"frame {ref.index}",
                     timings,
                     pixel_size_nm=mg.pixel_size_nm,
                     warn=False,
                 )
-            if not self._put(self._q_seg, (ref, mg, seg, timings)):
+            if not self._put(self._q_seg, (ref, mg, seg, timings, settings)):
                 return
 
     def _measure(self) -> None:
@@ -340,12 +342,12 @@ class _Workers:
                         self._put(self._q_out, ("events", final))
                 self._put(self._q_out, item)
                 return
-            ref, mg, seg, timings = item
+            ref, mg, seg, timings, settings = item
             t0 = time.perf_counter()
             res = self._finish(
                 mg,
                 seg,
-                self._settings,
+                settings,
                 timings=dict(timings),
                 segmenter_info=self._segmenter_info,
             )
