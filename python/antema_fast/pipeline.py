@@ -618,7 +618,6 @@ def analyze(
         segmenter_info=_segmenter_info(segmenter),
     )
     _record_given_settings(result, given, settings)
-    where = getattr(micrograph, "path", None) or result.name
     for message in result.provenance["quality"]["warnings"]:
         warnings.warn(f"{where}: {message}", UserWarning, stacklevel=2)
     return result

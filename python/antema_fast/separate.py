@@ -255,6 +255,14 @@ def postprocess(
     )
 
 
+def _touching(ignored: np.ndarray) -> np.ndarray:
+    """The pixels in or 8-adjacent to ``ignored`` (a mask): a particle with one of them touches
+    an ignored region."""
+    import cv2
+
+    return cv2.dilate(ignored.view(np.uint8), np.ones((3, 3), np.uint8)).view(bool)
+
+
 def _drop_touching(
     particles: list[Particle],
     area_id: np.ndarray,
@@ -264,9 +272,7 @@ def _drop_touching(
 ) -> tuple[list[Particle], np.ndarray, pd.DataFrame]:
     """Move the particles that touch (8-neighbourhood) an ignored pixel to the exclusions, with
     reason ``ignored_region``: like those cut by the image border, they may be cut."""
-    import cv2
-
-    near = cv2.dilate(ignored.view(np.uint8), np.ones((3, 3), np.uint8)).view(bool)
+    near = _touching(ignored)
     keep, rows = [], []
     for i, p in enumerate(particles):
         h, w = p.bitmap.shape
@@ -362,8 +368,7 @@ def measured_share(
     big = area >= max(int(min_area_px), 1)
     big[0] = False  # background
     if ignored is not None:  # areas cut by an ignored region: not counted, like border ones
-        near = cv2.dilate(ignored.view(np.uint8), np.ones((3, 3), np.uint8)).view(bool)
-        big[np.unique(labels[near])] = False
+        big[np.unique(labels[_touching(ignored)])] = False
     inner = big & (x > 0) & (y > 0) & (x + w < cols) & (y + h < rows)
     measured = np.zeros(m.shape, bool)
     for p in particles:

@@ -223,12 +223,10 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        dev = torch.device(name)
+        dev: torch.device | None = torch.device(name)
     except (RuntimeError, TypeError):
-        raise ValueError(
-            f"device: expected 'cpu', 'cuda', 'cuda:N' or 'auto', got {name!r}"
-        ) from None
-    if dev.type not in ("cpu", "cuda"):
+        dev = None
+    if dev is None or dev.type not in ("cpu", "cuda"):
         raise ValueError(f"device: expected 'cpu', 'cuda', 'cuda:N' or 'auto', got {name!r}")
     if dev.type == "cuda":
         if not torch.cuda.is_available():
@@ -490,8 +488,7 @@ class Trainer:
     def _loss(self, x: np.ndarray, y: np.ndarray) -> torch.Tensor:
         """The training loss of one batch (forward pass in ``cfg.precision``, loss in float32)."""
         dtype = PRECISIONS[self.cfg.precision]
-        xt = torch.from_numpy(x).to(self.device, non_blocking=True)
-        xt = xt.to(memory_format=self.memory_format)
+        xt = torch.from_numpy(x).to(self.device, memory_format=self.memory_format)
         yt = torch.from_numpy(y).to(self.device, non_blocking=True)
         with torch.autocast(
             self.device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None
