@@ -97,6 +97,11 @@ class Settings:
         full-width strip of extreme values with text along the top or bottom edge) and, where
         one is found, ignore it as one more of :attr:`ignore_regions`, sized for that image.
         Off by default: ``analyze`` then only warns, with the region to give.
+    ignore_scale_bar : bool
+        Look for a scale bar burned into each image (:func:`antema_fast._scalebar.find_scale_bar`:
+        a solid horizontal rectangle at the image's darkest or brightest value, away from the
+        border) and, where one is found, ignore it and its label as one more of
+        :attr:`ignore_regions`. Off by default: ``analyze`` then only warns, with the region.
     bootstrap_samples : int
         Resamples for the bootstrap 95 % confidence interval of the mean.
     seed : int
@@ -129,6 +134,7 @@ class Settings:
     min_measured_fraction: float = 0.6
     ignore_regions: tuple[tuple[int, int, int, int], ...] = ()
     ignore_data_bar: bool = False
+    ignore_scale_bar: bool = False
     bootstrap_samples: int = 2000
     seed: int = 0
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
@@ -168,7 +174,7 @@ class Settings:
         check_segment_scale(self.segment_scale, "segment_scale")
         if self.flip_views not in (1, 2, 4) or isinstance(self.flip_views, bool):
             raise ValueError(f"flip_views: expected 1, 2 or 4, got {self.flip_views!r}")
-        for name in ("check_scale", "auto_scale", "ignore_data_bar"):
+        for name in ("check_scale", "auto_scale", "ignore_data_bar", "ignore_scale_bar"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name}: expected True or False, got {getattr(self, name)!r}")
         if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):

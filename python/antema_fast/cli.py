@@ -183,6 +183,14 @@ def _add_analyze_arguments(p: argparse.ArgumentParser) -> None:
         "only warn)",
     )
     g.add_argument(
+        "--ignore-scale-bar",
+        action="store_true",
+        default=None,
+        help="find a scale bar burned into each image (a solid horizontal bar at the image's "
+        "darkest or brightest value, with its label) and ignore it as with --ignore-region "
+        "(default: only warn)",
+    )
+    g.add_argument(
         "--min-measured-fraction",
         type=float,
         metavar="X",
@@ -282,6 +290,7 @@ def _analyze_settings(args: argparse.Namespace) -> object:
         "flip_views": "flip_views",
         "min_measured_fraction": "min_measured_fraction",
         "ignore_data_bar": "ignore_data_bar",
+        "ignore_scale_bar": "ignore_scale_bar",
     }
     changes = {
         field: getattr(args, arg)
@@ -945,6 +954,9 @@ def _add_stream(sub: argparse._SubParsersAction) -> Runner:  # type: ignore[type
     )
     g.add_argument(
         "--ignore-data-bar", action="store_true", default=None, help="as for antema analyze"
+    )
+    g.add_argument(
+        "--ignore-scale-bar", action="store_true", default=None, help="as for antema analyze"
     )
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     return _run_stream

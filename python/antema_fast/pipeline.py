@@ -461,6 +461,7 @@ def finish(
     provenance = _provenance(micrograph, segmentation, settings, segmenter_info)
     provenance["quality"] = quality(mask, pp.particles, table, counts, settings, s)
     _check_data_bar(provenance["quality"], micrograph.data, ignored)
+    _check_scale_bar(provenance["quality"], micrograph.data, ignored)
     return AnalysisResult(
         name=name,
         micrograph=micrograph,
@@ -523,16 +524,23 @@ def segmentation_input(image: Any, settings: Settings, where: Any = None) -> np.
 
 
 def image_settings(image: Any, settings: Settings) -> Settings:
-    """``settings`` for one image: with ``ignore_data_bar``, the data bar found in it (if any)
-    added to ``ignore_regions``; otherwise ``settings`` itself."""
-    if not settings.ignore_data_bar:
-        return settings
-    from ._databar import find_data_bar
+    """``settings`` for one image: with ``ignore_data_bar`` and ``ignore_scale_bar``, the data
+    bar and the burned-in scale bar found in it (if any) added to ``ignore_regions``; otherwise
+    ``settings`` itself."""
+    found = []
+    if settings.ignore_data_bar:
+        from ._databar import find_data_bar
 
-    bar = find_data_bar(image)
-    if bar is None or bar["region"] in settings.ignore_regions:
+        found.append(find_data_bar(image))
+    if settings.ignore_scale_bar:
+        from ._scalebar import find_scale_bar
+
+        found.append(find_scale_bar(image))
+    regions = [f["region"] for f in found if f is not None]
+    regions = [r for r in regions if r not in settings.ignore_regions]
+    if not regions:
         return settings
-    return settings.replace(ignore_regions=(*settings.ignore_regions, bar["region"]))
+    return settings.replace(ignore_regions=(*settings.ignore_regions, *regions))
 
 
 def analyze(
@@ -679,7 +687,7 @@ def quality(
 
 def _record_given_settings(result: AnalysisResult, given: Settings, used: Settings) -> None:
     """Keep the settings as given in the provenance (so that ``--resume`` recognises the run)
-    and, where ``ignore_data_bar`` added the image's data bar, the regions used in
+    and, where ``ignore_data_bar`` or ``ignore_scale_bar`` added regions, the regions used in
     ``quality["ignored_regions_used"]``."""
     if used is given:
         return
@@ -707,6 +715,38 @@ def _check_data_bar(q: dict[str, Any], image: Any, ignored: np.ndarray | None) -
         "darkest or brightest value, with text or lines in it): anything in it is segmented and "
         f"may be measured as particles. If it is one, leave it out with --ignore-region "
         f"{x},{y},{w},{h} (Settings(ignore_regions=(({x}, {y}, {w}, {h}),)))"
+    )
+
+
+def _check_scale_bar(q: dict[str, Any], image: Any, ignored: np.ndarray | None) -> None:
+    """Add ``scale_bar`` (:func:`antema_fast._scalebar.find_scale_bar`, or None) to the quality
+    record ``q``, and a warning with the ``--ignore-region`` that leaves the bar and its label
+    out unless ``ignored`` (``Settings.ignored_mask``) already covers the bar or the bar lies in
+    the data bar ``q`` holds (whose warning covers it)."""
+    from ._scalebar import find_scale_bar
+
+    bar = find_scale_bar(image)
+    q["scale_bar"] = bar
+    if bar is None:
+        return
+    bx, by, bw, bh = bar["bar"]
+    if ignored is not None and ignored[by : by + bh, bx : bx + bw].mean() >= 0.9:
+        return
+    data_bar = q.get("data_bar")
+    if data_bar is not None:
+        rows = int(data_bar["rows"])
+        height = np.asarray(image).shape[0]
+        if (data_bar["edge"] == "bottom" and by >= height - rows) or (
+            data_bar["edge"] == "top" and by + bh <= rows
+        ):
+            return
+    x, y, w, h = bar["region"]
+    colour = "brightest" if bar["value"] == "max" else "darkest"
+    q["warnings"].append(
+        f"a {bw} x {bh} px bar at column {bx}, row {by} looks like a burned-in scale bar (a solid "
+        f"rectangle at the image's {colour} value): it and its label are segmented and may be "
+        f"measured as particles. If it is one, leave it out with --ignore-region {x},{y},{w},{h} "
+        f"(Settings(ignore_regions=(({x}, {y}, {w}, {h}),))) or --ignore-scale-bar"
     )
 
 
