@@ -49,14 +49,10 @@ def find_data_bar(image: Any) -> dict[str, Any] | None:
     >>> find_data_bar(img[:-12]) is None
     True
     """
-    d = np.asarray(image)
-    if d.ndim != 2 or d.shape[0] < 4 * MIN_ROWS or d.size == 0:
+    found = extremes(image, min_rows=4 * MIN_ROWS)
+    if found is None:
         return None
-    if np.issubdtype(d.dtype, np.floating) and not np.all(np.isfinite(d)):
-        return None
-    lo, hi = d.min(), d.max()
-    if lo == hi:
-        return None
+    d, lo, hi = found
     share = ((d == lo) | (d == hi)).mean(axis=1)
     h = d.shape[0]
     for edge, s in (("bottom", share[::-1]), ("top", share)):
@@ -65,6 +61,23 @@ def find_data_bar(image: Any) -> dict[str, Any] | None:
             region = (0, -rows, 0, 0) if edge == "bottom" else (0, 0, 0, rows)
             return {"edge": edge, "rows": rows, "region": region}
     return None
+
+
+def extremes(
+    image: Any, min_rows: int = 1, min_cols: int = 1
+) -> tuple[np.ndarray, Any, Any] | None:
+    """``image`` as an array with its minimum and maximum, or None where there is nothing to look
+    for overlays in: not 2-D, under ``min_rows`` x ``min_cols``, boolean, with a non-finite
+    value, or flat."""
+    d = np.asarray(image)
+    if d.ndim != 2 or d.shape[0] < min_rows or d.shape[1] < min_cols or d.size == 0:
+        return None
+    if d.dtype == bool or (np.issubdtype(d.dtype, np.floating) and not np.all(np.isfinite(d))):
+        return None
+    lo, hi = d.min(), d.max()
+    if lo == hi:
+        return None
+    return d, lo, hi
 
 
 def _bar_rows(share: np.ndarray, height: int) -> int:

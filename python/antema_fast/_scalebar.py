@@ -43,6 +43,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ._databar import extremes
+
 VALUE_TOLERANCES = (0.04, 0.12)
 MIN_FILL = 0.97
 MIN_LINE_FILL = 0.9
@@ -75,16 +77,10 @@ def find_scale_bar(image: Any) -> dict[str, Any] | None:
     >>> find_scale_bar(img[:150]) is None
     True
     """
-    d = np.asarray(image)
-    if d.ndim != 2 or min(d.shape) < 4 * MIN_THICKNESS or d.size == 0:
+    checked = extremes(image, 4 * MIN_THICKNESS, MIN_LENGTH + 2)
+    if checked is None:
         return None
-    if d.dtype == bool:
-        return None
-    if np.issubdtype(d.dtype, np.floating) and not np.all(np.isfinite(d)):
-        return None
-    lo, hi = d.min(), d.max()
-    if lo == hi:
-        return None
+    d, lo, hi = checked
     found = []
     for tolerance in VALUE_TOLERANCES:
         low, high = _bounds(d, lo, hi, tolerance)
