@@ -266,3 +266,31 @@ def test_streams_ignore_each_frame_s_scale_bar() -> None:
             fr.table[cols].reset_index(drop=True), ref.table[cols].reset_index(drop=True)
         )
         assert not (fr.table.aspect_ratio > 10).any()
+
+
+def test_a_file_without_calibration_names_its_scale_bar(tmp_path) -> None:
+    """Reading a PNG that has no pixel size fails with the usual message, which now also gives
+    the length of the scale bar burned into it (the pixel size is its label over that length);
+    without a bar the message is as before; an RGB picture is looked at in grey."""
+    from antema_fast.io import ReadError
+
+    field = export(7, "tem", size=384)
+    x, y = clear_spot(field, 110, 5)
+    img, _ = burn(field, x, y, 110, 5, 0)
+    cv2.imwrite(str(tmp_path / "barred.png"), img)
+    cv2.imwrite(str(tmp_path / "rgb.png"), cv2.cvtColor(img, cv2.COLOR_GRAY2BGR))
+    cv2.imwrite(str(tmp_path / "plain.png"), field)
+    for name in ("barred.png", "rgb.png"):
+        with pytest.raises(ReadError, match=r"no pixel size") as err:
+            read(tmp_path / name)
+        msg = str(err.value)
+        assert str(tmp_path / name) in msg
+        assert "scale bar 110 px long" in msg and f"column {x}, row {y}" in msg
+        assert "divided by 110" in msg
+    with pytest.raises(ReadError, match=r"no pixel size") as err:
+        read(tmp_path / "plain.png")
+    assert "scale bar" not in str(err.value)
+    # with a pixel size the file reads, and analyze's warning gives the same length
+    st = Settings(backend="threshold", check_scale=False)
+    with pytest.warns(UserWarning, match=r"burned-in scale bar.*divided by 110"):
+        af.analyze(tmp_path / "barred.png", pixel_size_nm=0.5, settings=st)

@@ -746,7 +746,8 @@ def _check_scale_bar(q: dict[str, Any], image: Any, ignored: np.ndarray | None) 
         f"a {bw} x {bh} px bar at column {bx}, row {by} looks like a burned-in scale bar (a solid "
         f"rectangle at the image's {colour} value): it and its label are segmented and may be "
         f"measured as particles. If it is one, leave it out with --ignore-region {x},{y},{w},{h} "
-        f"(Settings(ignore_regions=(({x}, {y}, {w}, {h}),))) or --ignore-scale-bar"
+        f"(Settings(ignore_regions=(({x}, {y}, {w}, {h}),))) or --ignore-scale-bar; its label's "
+        f"length in nm divided by {bw} is the pixel size it gives, to check the calibration"
     )
 
 

@@ -224,9 +224,33 @@ def _calibration(
         note = signal.calibration_note or "it has no calibration"
         raise ReadError(
             f"{path}: no pixel size in the file ({note}); pass the pixel size in nm with "
-            "pixel_size_nm=... (Python) or --pixel-size (command line)"
+            f"pixel_size_nm=... (Python) or --pixel-size (command line){_scale_bar_hint(signal)}"
         )
     return None
+
+
+def _scale_bar_hint(signal: Signal) -> str:
+    """For the missing-calibration error: a clause on a scale bar burned into the first frame
+    (its length in px gives the pixel size with its label), or "" when none is found."""
+    if int(np.prod(signal.shape)) > 10**8:  # not worth reading a huge frame for a hint
+        return ""
+    try:
+        frame = np.asarray(signal.read_frame(0))
+        if frame.ndim == 3:  # RGB(A): a grey picture has equal channels, a bar keeps its value
+            frame = frame[..., :3].mean(axis=2)
+        from .._scalebar import find_scale_bar
+
+        bar = find_scale_bar(frame)
+    except Exception:  # a hint must never hide the error it belongs to
+        return ""
+    if bar is None:
+        return ""
+    x, y, w, _ = bar["bar"]
+    return (
+        f". A scale bar {w} px long seems burned into the image (column {x}, row {y}): the "
+        f"pixel size is the length on its label, in nm, divided by {w}; leave the bar out of "
+        "the analysis with --ignore-scale-bar"
+    )
 
 
 def _label(path: pathlib.Path, container: Container, signal: Signal, frame: int | None) -> str:
