@@ -294,3 +294,33 @@ def test_a_file_without_calibration_names_its_scale_bar(tmp_path) -> None:
     st = Settings(backend="threshold", check_scale=False)
     with pytest.warns(UserWarning, match=r"burned-in scale bar.*divided by 110"):
         af.analyze(tmp_path / "barred.png", pixel_size_nm=0.5, settings=st)
+
+
+def test_a_grey_picture_with_coloured_marks_says_where_they_are(tmp_path) -> None:
+    """A grey micrograph exported with a yellow scale bar and red text is refused (colour is not
+    specimen), with the rectangle that holds the marks as the --ignore-region to use once it is
+    grey; marks spread over the picture and real colour get the plain message."""
+    from antema_fast.io import ReadError
+
+    grey = export(7, "tem", size=256)
+    rgb = cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)
+    marked = rgb.copy()
+    cv2.rectangle(marked, (150, 230), (229, 234), (0, 255, 255), -1)  # yellow, BGR
+    cv2.putText(marked, "20 nm", (160, 222), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 255), 1)
+    cv2.imwrite(str(tmp_path / "marked.png"), marked)
+    with pytest.raises(ReadError, match=r"coloured marks") as err:
+        read(tmp_path / "marked.png", pixel_size_nm=0.5)
+    msg = str(err.value)
+    region = msg.split("--ignore-region ")[1].split(" ")[0]
+    x, y, w, h = (int(v) for v in region.split(","))
+    assert x == 150 and y + h == 235 and x + w == 230 and 205 <= y <= 215
+    spread = rgb.copy()
+    spread[::16, ::16] = (0, 0, 255)
+    cv2.imwrite(str(tmp_path / "spread.png"), spread)
+    with pytest.raises(ReadError, match=r"spread over the picture"):
+        read(tmp_path / "spread.png", pixel_size_nm=0.5)
+    colour = rgb.copy()
+    colour[..., 2] = 255 - colour[..., 2]
+    cv2.imwrite(str(tmp_path / "colour.png"), colour)
+    with pytest.raises(ReadError, match=r"is a colour image"):
+        read(tmp_path / "colour.png", pixel_size_nm=0.5)

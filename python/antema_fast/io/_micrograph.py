@@ -179,6 +179,40 @@ class Micrograph:
         )
 
 
+COLOUR_MARK_SHARE = 0.05
+
+
+def colour_message(label: str, channels: int, coloured: np.ndarray) -> str:
+    """Why a colour picture is refused; for a grey micrograph with a few coloured marks (a
+    coloured scale bar, arrows, text: at most :data:`COLOUR_MARK_SHARE` of the pixels) where
+    they are and the ``--ignore-region`` that leaves them out once the picture is grey."""
+    n = int(np.count_nonzero(coloured))
+    share = n / coloured.size
+    if share > COLOUR_MARK_SHARE:
+        return (
+            f"{label}: is a colour image ({channels} channels whose values differ in "
+            f"{share:.0%} of the pixels); expected a greyscale micrograph. Convert it to "
+            "greyscale first if the colour carries no information."
+        )
+    rows = np.flatnonzero(coloured.any(axis=1))
+    cols = np.flatnonzero(coloured.any(axis=0))
+    x, y = int(cols[0]), int(rows[0])
+    w, h = int(cols[-1]) - x + 1, int(rows[-1]) - y + 1
+    where = f"all inside the rectangle x={x}, y={y}, {w} x {h} px"
+    advice = (
+        f"convert it to greyscale and leave them out with --ignore-region {x},{y},{w},{h} "
+        f"(Settings(ignore_regions=(({x}, {y}, {w}, {h}),))), or export it without them"
+    )
+    if w * h > 0.25 * coloured.size:
+        where = "spread over the picture"
+        advice = "export it without them"
+    return (
+        f"{label}: is a greyscale micrograph with coloured marks ({n} pixels, {share:.2%}, have "
+        f"colour: a coloured scale bar, arrows or text?), {where}. The marks would be analysed "
+        f"as specimen: {advice}."
+    )
+
+
 def normalise_image(
     data: np.ndarray, label: str, notes: list[tuple[type[Warning], str]]
 ) -> np.ndarray:
@@ -192,15 +226,9 @@ def normalise_image(
     a = np.asarray(data)
     if a.ndim == 3 and a.shape[-1] in (3, 4) and a.shape[0] > 1 and a.shape[1] > 1:
         colour = a[..., :3]
-        if not (
-            np.array_equal(colour[..., 0], colour[..., 1])
-            and np.array_equal(colour[..., 0], colour[..., 2])
-        ):
-            raise ReadError(
-                f"{label}: is a colour image ({a.shape[-1]} channels whose values differ); "
-                "expected a greyscale micrograph. Convert it to greyscale first if the colour "
-                "carries no information."
-            )
+        grey = (colour[..., 0] == colour[..., 1]) & (colour[..., 0] == colour[..., 2])
+        if not grey.all():
+            raise ReadError(colour_message(label, a.shape[-1], ~grey))
         a = colour[..., 0]
     if a.ndim != 2:
         raise ReadError(f"{label}: expected a 2-D image, got an array of shape {tuple(a.shape)}")
