@@ -394,6 +394,7 @@ def finish(
     *,
     timings: Mapping[str, float] | None = None,
     segmenter_info: Mapping[str, Any] | None = None,
+    overlays: Mapping[str, Any] | None = None,
 ) -> AnalysisResult:
     """Separate, measure and summarise an already segmented micrograph.
 
@@ -409,6 +410,9 @@ def finish(
         Seconds of the stages already run (``read``, ``segment``); the stages run here are added.
     segmenter_info : mapping, optional
         ``Segmenter.info()`` of the engine that made the segmentation, kept in the provenance.
+    overlays : mapping, optional
+        :func:`find_overlays` of the image, when already found (the data-bar and scale-bar
+        warnings use it); found here otherwise.
 
     Returns
     -------
@@ -460,8 +464,10 @@ def finish(
     counts = {str(k): int(v) for k, v in dict(pp.counts).items()}
     provenance = _provenance(micrograph, segmentation, settings, segmenter_info)
     provenance["quality"] = quality(mask, pp.particles, table, counts, settings, s)
-    _check_data_bar(provenance["quality"], micrograph.data, ignored)
-    _check_scale_bar(provenance["quality"], micrograph.data, ignored)
+    if overlays is None:
+        overlays = find_overlays(micrograph.data)
+    _check_data_bar(provenance["quality"], overlays["data_bar"], ignored)
+    _check_scale_bar(provenance["quality"], overlays["scale_bar"], mask.shape[0], ignored)
     return AnalysisResult(
         name=name,
         micrograph=micrograph,
@@ -523,20 +529,28 @@ def segmentation_input(image: Any, settings: Settings, where: Any = None) -> np.
     return out
 
 
-def image_settings(image: Any, settings: Settings) -> Settings:
+def find_overlays(image: Any) -> dict[str, Any]:
+    """What is drawn over ``image`` rather than imaged: its data bar
+    (:func:`antema_fast._databar.find_data_bar`) and burned-in scale bar
+    (:func:`antema_fast._scalebar.find_scale_bar`), each None where there is none. Found once
+    per image, for :func:`image_settings` and the warnings of :func:`finish`."""
+    from ._databar import find_data_bar
+    from ._scalebar import find_scale_bar
+
+    return {"data_bar": find_data_bar(image), "scale_bar": find_scale_bar(image)}
+
+
+def image_settings(
+    image: Any, settings: Settings, overlays: Mapping[str, Any] | None = None
+) -> Settings:
     """``settings`` for one image: with ``ignore_data_bar`` and ``ignore_scale_bar``, the data
-    bar and the burned-in scale bar found in it (if any) added to ``ignore_regions``; otherwise
-    ``settings`` itself."""
-    found = []
-    if settings.ignore_data_bar:
-        from ._databar import find_data_bar
-
-        found.append(find_data_bar(image))
-    if settings.ignore_scale_bar:
-        from ._scalebar import find_scale_bar
-
-        found.append(find_scale_bar(image))
-    regions = [f["region"] for f in found if f is not None]
+    bar and the burned-in scale bar found in it (if any; ``overlays``, :func:`find_overlays`,
+    when already found) added to ``ignore_regions``; otherwise ``settings`` itself."""
+    wanted = [k for k in ("data_bar", "scale_bar") if getattr(settings, f"ignore_{k}")]
+    if not wanted:
+        return settings
+    found = overlays if overlays is not None else find_overlays(image)
+    regions = [found[k]["region"] for k in wanted if found[k] is not None]
     regions = [r for r in regions if r not in settings.ignore_regions]
     if not regions:
         return settings
@@ -605,7 +619,8 @@ def analyze(
 
     where = getattr(micrograph, "path", None) or _image_name(micrograph)
     given = settings
-    settings = image_settings(micrograph.data, settings)
+    overlays = find_overlays(micrograph.data)
+    settings = image_settings(micrograph.data, settings, overlays)
     image = segmentation_input(micrograph.data, settings, where)
     t0 = time.perf_counter()
     if segmenter is None:
@@ -624,6 +639,7 @@ def analyze(
         settings,
         timings=timings,
         segmenter_info=_segmenter_info(segmenter),
+        overlays=overlays,
     )
     _record_given_settings(result, given, settings)
     for message in result.provenance["quality"]["warnings"]:
@@ -695,13 +711,12 @@ def _record_given_settings(result: AnalysisResult, given: Settings, used: Settin
     result.provenance["quality"]["ignored_regions_used"] = [list(r) for r in used.ignore_regions]
 
 
-def _check_data_bar(q: dict[str, Any], image: Any, ignored: np.ndarray | None) -> None:
-    """Add ``data_bar`` (:func:`antema_fast._databar.find_data_bar`, or None) to the quality
-    record ``q``, and a warning with the ``--ignore-region`` that leaves the bar out unless
-    ``ignored`` (``Settings.ignored_mask``) already covers most of it."""
-    from ._databar import find_data_bar
-
-    bar = find_data_bar(image)
+def _check_data_bar(
+    q: dict[str, Any], bar: Mapping[str, Any] | None, ignored: np.ndarray | None
+) -> None:
+    """Add ``data_bar`` (:func:`antema_fast._databar.find_data_bar` of the image, or None) to
+    the quality record ``q``, and a warning with the ``--ignore-region`` that leaves the bar out
+    unless ``ignored`` (``Settings.ignored_mask``) already covers most of it."""
     q["data_bar"] = bar
     if bar is None:
         return
@@ -718,14 +733,13 @@ def _check_data_bar(q: dict[str, Any], image: Any, ignored: np.ndarray | None) -
     )
 
 
-def _check_scale_bar(q: dict[str, Any], image: Any, ignored: np.ndarray | None) -> None:
-    """Add ``scale_bar`` (:func:`antema_fast._scalebar.find_scale_bar`, or None) to the quality
-    record ``q``, and a warning with the ``--ignore-region`` that leaves the bar and its label
-    out unless ``ignored`` (``Settings.ignored_mask``) already covers the bar or the bar lies in
-    the data bar ``q`` holds (whose warning covers it)."""
-    from ._scalebar import find_scale_bar
-
-    bar = find_scale_bar(image)
+def _check_scale_bar(
+    q: dict[str, Any], bar: Mapping[str, Any] | None, height: int, ignored: np.ndarray | None
+) -> None:
+    """Add ``scale_bar`` (:func:`antema_fast._scalebar.find_scale_bar` of the image, or None) to
+    the quality record ``q``, and a warning with the ``--ignore-region`` that leaves the bar and
+    its label out unless ``ignored`` (``Settings.ignored_mask``) already covers the bar or the
+    bar lies in the data bar ``q`` holds (whose warning covers it); ``height``: the image's."""
     q["scale_bar"] = bar
     if bar is None:
         return
@@ -735,7 +749,6 @@ def _check_scale_bar(q: dict[str, Any], image: Any, ignored: np.ndarray | None) 
     data_bar = q.get("data_bar")
     if data_bar is not None:
         rows = int(data_bar["rows"])
-        height = np.asarray(image).shape[0]
         if (data_bar["edge"] == "bottom" and by >= height - rows) or (
             data_bar["edge"] == "top" and by + bh <= rows
         ):

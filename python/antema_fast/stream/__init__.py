@@ -97,7 +97,8 @@ def stream(
         Capacity of each queue between stages (bounded, so memory stays flat).
     finish : callable, optional
         Replaces :func:`antema_fast.pipeline.finish` (separation + measurement + summary of a
-        segmented frame); for tests and experiments.
+        segmented frame); for tests and experiments. With :class:`Settings` it is also given
+        ``overlays=`` (:func:`antema_fast.pipeline.find_overlays` of the frame).
 
     Returns
     -------

@@ -297,7 +297,12 @@ class _Workers:
 
     def _segment(self) -> None:
         from .._settings import Settings
-        from ..pipeline import check_and_merge_scale, image_settings, segmentation_input
+        from ..pipeline import (
+            check_and_merge_scale,
+            find_overlays,
+            image_settings,
+            segmentation_input,
+        )
 
         while True:
             item = self._get(self._q_read)
@@ -308,8 +313,10 @@ class _Workers:
             t0 = time.perf_counter()
             image = mg.data
             settings = self._settings
-            if isinstance(settings, Settings):  # ignore_regions (and a data bar) filled
-                settings = image_settings(image, settings)
+            overlays = None
+            if isinstance(settings, Settings):  # ignore_regions (and a data or scale bar) filled
+                overlays = find_overlays(image)
+                settings = image_settings(image, settings, overlays)
                 image = segmentation_input(image, settings, f"frame {ref.index}")
             seg = self._segmenter.segment(image, pixel_size_nm=mg.pixel_size_nm)
             timings["segment"] = time.perf_counter() - t0
@@ -329,7 +336,7 @@ class _Workers:
                     pixel_size_nm=mg.pixel_size_nm,
                     warn=False,
                 )
-            if not self._put(self._q_seg, (ref, mg, seg, timings, settings)):
+            if not self._put(self._q_seg, (ref, mg, seg, timings, settings, overlays)):
                 return
 
     def _measure(self) -> None:
@@ -342,14 +349,16 @@ class _Workers:
                         self._put(self._q_out, ("events", final))
                 self._put(self._q_out, item)
                 return
-            ref, mg, seg, timings, settings = item
+            ref, mg, seg, timings, settings, overlays = item
             t0 = time.perf_counter()
+            found = {} if overlays is None else {"overlays": overlays}
             res = self._finish(
                 mg,
                 seg,
                 settings,
                 timings=dict(timings),
                 segmenter_info=self._segmenter_info,
+                **found,
             )
             timings["measure"] = time.perf_counter() - t0
             table = res.table.copy()
