@@ -863,6 +863,49 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 _SUBCOMMANDS["evaluate"] = _add_evaluate
 
 
+def _add_compare(sub: argparse._SubParsersAction) -> Runner:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "compare",
+        help="compare segmentation models on the same fresh synthetic fields (pooled IoU, "
+        "differences from the first with a paired bootstrap 95 %% interval)",
+    )
+    p.add_argument("models", nargs="+", help="ONNX files; the first is the reference")
+    p.add_argument(
+        "--seeds", type=int, nargs="+", default=[4242, 9090], help="fresh sets (default 4242 9090)"
+    )
+    p.add_argument("--per-regime", type=int, default=60, help="fields per regime and seed")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--json", default=None, help="also write the report here")
+    return _run_compare
+
+
+def _run_compare(args: argparse.Namespace) -> int:
+    from .export import atomic_write_text
+    from .train.evaluate import compare_models, to_json
+
+    report = compare_models(
+        args.models,
+        seeds=args.seeds,
+        synthetic_per_regime=args.per_regime,
+        threads=args.threads,
+    )
+    if args.json:
+        atomic_write_text(args.json, to_json(report))
+    fields = sum(report["fields"].values())
+    print(f"{fields} fields (seeds {', '.join(report['fields'])}), each model at its threshold")
+    for path, thr, iou in zip(report["models"], report["thresholds"], report["iou"], strict=True):
+        seeds = "  ".join(f"{s}: {v:.4f}" for s, v in iou["seeds"].items())
+        print(f"{path} (threshold {thr:g}): pooled IoU {iou['all']:.4f}  ({seeds})")
+    for d in report["difference"]:
+        lo, hi = d["ci95"]
+        ci = f"95 % CI {lo:+.4f} to {hi:+.4f}"
+        print(f"{d['model']} - {report['models'][0]}: {d['all']:+.4f} ({ci})")
+    return 0
+
+
+_SUBCOMMANDS["compare"] = _add_compare
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser, runners = _build_parser()
     try:

@@ -188,6 +188,107 @@ def calibrate_threshold(
     }
 
 
+def compare_models(
+    model_paths: Sequence[str | Path],
+    *,
+    seeds: Sequence[int] = (4242, 9090),
+    synthetic_per_regime: int = 60,
+    synthetic_tile: int = 256,
+    threads: int = 2,
+    bootstrap: int = 2000,
+    rng_seed: int = 0,
+) -> dict[str, Any]:
+    """Pooled particle IoU of several models on the same fresh synthetic fields, each at its own
+    stored threshold, and each model's difference from the first with a 95 % interval.
+
+    Every seed draws ``synthetic_per_regime`` fields per regime
+    (:func:`antema_fast.train.data.synthetic_set`); all models see the same fields. The interval
+    is a paired bootstrap over fields, stratified by seed and regime: the same resampled fields
+    for every model, the pooled IoU (intersection over union summed over the fields) recomputed
+    for each. Pooling several fresh sets resolves differences a single 300-field set cannot
+    (model card, phases 16-18).
+
+    Returns
+    -------
+    dict
+        ``models`` (paths), ``thresholds``, ``fields`` (per seed), ``iou``: per model
+        ``{"all": x, "seeds": {seed: x}, "regimes": {regime: x}}``; ``difference``: per model
+        after the first, ``{"all": d, "ci95": [lo, hi], "seeds": {seed: d}, "regimes": {...}}``.
+    """
+    from .data import synthetic_set
+
+    if not model_paths:
+        raise ValueError("model_paths: expected at least one model")
+    if not seeds:
+        raise ValueError("seeds: expected at least one seed")
+    segs = [OnnxSegmenter(Path(p), threads=threads) for p in model_paths]
+    n_models = len(segs)
+    counts: list[list[float]] = []  # per field: [I_0, U_0, I_1, U_1, ...]
+    strata: list[tuple[int, str]] = []
+    for seed in seeds:
+        for regime, field in synthetic_set(synthetic_per_regime, synthetic_tile, int(seed)):
+            truth = field.semantic.astype(bool)
+            row: list[float] = []
+            for seg in segs:
+                pred = seg.predict(field.image)
+                row += [
+                    float(np.count_nonzero(pred & truth)),
+                    float(np.count_nonzero(pred | truth)),
+                ]
+            counts.append(row)
+            strata.append((int(seed), regime))
+    c = np.asarray(counts, np.float64).reshape(len(counts), n_models, 2)
+
+    def pooled(sel: np.ndarray) -> np.ndarray:  # per model
+        tot = c[sel].sum(axis=0)
+        return np.divide(tot[:, 0], tot[:, 1], out=np.ones(n_models), where=tot[:, 1] > 0)
+
+    everything = np.ones(len(c), bool)
+    by_seed = {
+        s: np.array([st[0] == s for st in strata]) for s in dict.fromkeys(int(x) for x in seeds)
+    }
+    regimes = list(dict.fromkeys(st[1] for st in strata))
+    by_regime = {r: np.array([st[1] == r for st in strata]) for r in regimes}
+    iou_all, iou_seed = pooled(everything), {s: pooled(m) for s, m in by_seed.items()}
+    iou_regime = {r: pooled(m) for r, m in by_regime.items()}
+
+    rng = np.random.default_rng(rng_seed)
+    groups = [np.flatnonzero([st == key for st in strata]) for key in dict.fromkeys(strata)]
+    boot = np.empty((bootstrap, n_models))
+    for b in range(bootstrap):
+        idx = np.concatenate([g[rng.integers(0, g.size, g.size)] for g in groups])
+        tot = c[idx].sum(axis=0)
+        boot[b] = np.divide(tot[:, 0], tot[:, 1], out=np.ones(n_models), where=tot[:, 1] > 0)
+    report: dict[str, Any] = {
+        "models": [str(p) for p in model_paths],
+        "thresholds": [seg.threshold for seg in segs],
+        "fields": {str(s): int(m.sum()) for s, m in by_seed.items()},
+        "iou": [],
+        "difference": [],
+    }
+    for j in range(n_models):
+        report["iou"].append(
+            {
+                "all": float(iou_all[j]),
+                "seeds": {str(s): float(v[j]) for s, v in iou_seed.items()},
+                "regimes": {r: float(v[j]) for r, v in iou_regime.items()},
+            }
+        )
+        if j == 0:
+            continue
+        d = boot[:, j] - boot[:, 0]
+        report["difference"].append(
+            {
+                "model": str(model_paths[j]),
+                "all": float(iou_all[j] - iou_all[0]),
+                "ci95": [float(np.percentile(d, 2.5)), float(np.percentile(d, 97.5))],
+                "seeds": {str(s): float(v[j] - v[0]) for s, v in iou_seed.items()},
+                "regimes": {r: float(v[j] - v[0]) for r, v in iou_regime.items()},
+            }
+        )
+    return report
+
+
 def _field_record(regime: str, k: int, s: Any, c: np.ndarray) -> dict[str, Any]:
     """One synthetic field's particle counts (``c``: confusion counts, truth × prediction) and
     what describes it, keyed so that :func:`antema_fast.train.data.synthetic_field` redraws it."""
