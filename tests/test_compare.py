@@ -64,3 +64,16 @@ def test_cli_compare_writes_the_report(tmp_path, capsys) -> None:
     rep = json.loads(out.read_text())
     assert rep["models"] == [str(SHIPPED), str(worse)]
     assert np.isfinite(rep["difference"][0]["all"])
+
+
+def test_cli_evaluate_writes_its_report(tmp_path, capsys) -> None:
+    from antema_fast.cli import main
+
+    out = tmp_path / "eval.json"
+    args = ["evaluate", str(SHIPPED), "--synthetic", "1", "--timing-size", "0", "--threads", "1"]
+    assert main([*args, "--worst-fields", "2", "--json", str(out)]) == 0
+    rep = json.loads(out.read_text())
+    assert json.loads(capsys.readouterr().out) == rep
+    assert rep["model"] == str(SHIPPED) and set(rep["synthetic"]) == {"all", *synth.REGIMES}
+    assert len(rep["synthetic"]["all"]["worst_fields"]) == 2
+    assert not list(tmp_path.glob("*.tmp*"))  # written whole, no temporary left

@@ -835,6 +835,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> Runner:  # type: ignore[ty
 def _run_evaluate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from .export import atomic_write_text
     from .train.data import MSAEM_VALIDATION
     from .train.evaluate import evaluate_model, to_json
 
@@ -855,7 +856,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     )
     text = to_json(report)
     if args.json:
-        Path(args.json).write_text(text)
+        atomic_write_text(args.json, text)
     print(text)
     return 0
 
