@@ -296,31 +296,102 @@ def test_a_file_without_calibration_names_its_scale_bar(tmp_path) -> None:
         af.analyze(tmp_path / "barred.png", pixel_size_nm=0.5, settings=st)
 
 
-def test_a_grey_picture_with_coloured_marks_says_where_they_are(tmp_path) -> None:
-    """A grey micrograph exported with a yellow scale bar and red text is refused (colour is not
-    specimen), with the rectangle that holds the marks as the --ignore-region to use once it is
-    grey; marks spread over the picture and real colour get the plain message."""
-    from antema_fast.io import ReadError
-
+def marked_export() -> tuple[np.ndarray, np.ndarray]:
+    """A grey synthetic export, and the same picture as BGR with a yellow scale bar and its red
+    label "20 nm" drawn on it."""
     grey = export(7, "tem", size=256)
-    rgb = cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)
-    marked = rgb.copy()
+    marked = cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)
     cv2.rectangle(marked, (150, 230), (229, 234), (0, 255, 255), -1)  # yellow, BGR
     cv2.putText(marked, "20 nm", (160, 222), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 255), 1)
+    return grey, marked
+
+
+def test_a_grey_picture_with_coloured_marks_is_read_with_them_left_out(tmp_path) -> None:
+    """A grey micrograph exported with a yellow scale bar and red text is read as grey: the
+    marks' pixels become the median grey, their rectangles (bar and label, 3 px beyond) are in
+    metadata["colour_marks"] and a warning; PNG and JPEG, file and array. Coloured pixels spread
+    over the picture and real colour are refused."""
+    from antema_fast.io import DataConversionWarning, Micrograph, ReadError
+
+    grey, marked = marked_export()
     cv2.imwrite(str(tmp_path / "marked.png"), marked)
-    with pytest.raises(ReadError, match=r"coloured marks") as err:
-        read(tmp_path / "marked.png", pixel_size_nm=0.5)
-    msg = str(err.value)
-    region = msg.split("--ignore-region ")[1].split(" ")[0]
-    x, y, w, h = (int(v) for v in region.split(","))
-    assert x == 150 and y + h == 235 and x + w == 230 and 205 <= y <= 215
+    with pytest.warns(DataConversionWarning, match=r"marked\.png: .*coloured marks"):
+        m = read(tmp_path / "marked.png", pixel_size_nm=0.5)
+    marks = m.metadata["colour_marks"]
+    assert len(marks) == 2  # the label, the bar
+    (lx, ly, lw, lh), (bx, by, bw, bh) = sorted(marks, key=lambda r: r[1])
+    assert (bx, by, bw, bh) == (147, 227, 86, 11)  # the bar's 80 x 5 px, 3 px beyond
+    assert lx >= 147 and ly >= 200 and lx + lw <= 233 and ly + lh <= 229
+    coloured = (marked[..., 0] != marked[..., 1]) | (marked[..., 1] != marked[..., 2])
+    assert (m.data[coloured] == np.median(grey[~coloured])).all()
+    assert (m.data[~coloured] == grey[~coloured]).all()
+    with pytest.warns(DataConversionWarning):
+        arr = Micrograph.from_array(marked[..., ::-1], 0.5, name="rgb")
+    assert arr.metadata["colour_marks"] == marks and (arr.data == m.data).all()
+    cv2.imwrite(str(tmp_path / "marked.jpg"), marked, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    with pytest.warns(DataConversionWarning):
+        jpg = read(tmp_path / "marked.jpg", pixel_size_nm=0.5)
+    (x, y, w, h), *more = jpg.metadata["colour_marks"]
+    # JPEG's colour bleeds into its 16-px blocks: one group, holding bar and label
+    assert not more and x <= 147 and y <= ly and x + w >= 233 and y + h >= 238 and w * h < 6000
+
+    rgb = cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)
     spread = rgb.copy()
     spread[::16, ::16] = (0, 0, 255)
     cv2.imwrite(str(tmp_path / "spread.png"), spread)
-    with pytest.raises(ReadError, match=r"spread over the picture"):
+    with pytest.raises(ReadError, match=r"spread.png: .*spread over the picture"):
         read(tmp_path / "spread.png", pixel_size_nm=0.5)
+    wide = rgb.copy()
+    cv2.rectangle(wide, (20, 20), (100, 40), (0, 0, 255), -1)  # a block, 2.6 % of the pixels
+    cv2.imwrite(str(tmp_path / "wide.png"), wide)
+    with pytest.warns(DataConversionWarning):
+        assert read(tmp_path / "wide.png", pixel_size_nm=0.5).metadata["colour_marks"]
+    # a frame drawn round part of the specimen: few pixels, but its rectangle covers 25 %
+    cv2.rectangle(wide, (20, 100), (200, 180), (0, 0, 255), 1)
+    cv2.imwrite(str(tmp_path / "wide.png"), wide)
+    with pytest.raises(ReadError, match=r"spread over the picture"):
+        read(tmp_path / "wide.png", pixel_size_nm=0.5)
     colour = rgb.copy()
     colour[..., 2] = 255 - colour[..., 2]
     cv2.imwrite(str(tmp_path / "colour.png"), colour)
     with pytest.raises(ReadError, match=r"is a colour image"):
         read(tmp_path / "colour.png", pixel_size_nm=0.5)
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_coloured_marks_are_left_out_of_the_analysis(tmp_path) -> None:
+    """analyze, the command line and stream leave the marks' rectangles out: the table equals
+    that of the grey picture with those rectangles given by hand, and the provenance names them;
+    without them the yellow bar would be read as the picture's brightest pixels."""
+    from antema_fast.cli import main as cli_main
+    from antema_fast.stream import stream
+
+    grey, marked = marked_export()
+    cv2.imwrite(str(tmp_path / "marked.png"), marked)
+    cv2.imwrite(str(tmp_path / "grey.png"), grey)
+    mg = read(tmp_path / "marked.png", pixel_size_nm=0.5)
+    marks = mg.metadata["colour_marks"]
+    st = Settings(backend="onnxruntime", check_scale=False, threads=1)
+    got = af.analyze(tmp_path / "marked.png", pixel_size_nm=0.5, settings=st)
+    ref = af.analyze(
+        tmp_path / "grey.png", pixel_size_nm=0.5, settings=st.replace(ignore_regions=tuple(marks))
+    )
+    cols = [c for c in ref.table.columns if c != "image"]
+    assert len(ref.table) > 5
+    pd.testing.assert_frame_equal(got.table[cols], ref.table[cols])
+    q = got.provenance["quality"]
+    assert q["colour_marks"] == [list(r) for r in marks]
+    assert q["ignored_regions_used"] == [list(r) for r in marks]
+    assert got.provenance["settings"]["ignore_regions"] == []
+    assert any("coloured marks" in w for w in got.micrograph.warnings)
+
+    out = tmp_path / "out"
+    args = [str(tmp_path / "marked.png"), "-o", str(out), "--pixel-size", "0.5"]
+    args += ["--backend", "onnxruntime", "--threads", "1", "--no-scale-check", "--quiet"]
+    assert cli_main(["analyze", *args]) == 0
+    assert len(pd.read_csv(out / "marked" / "particles.csv")) == len(ref.table)
+
+    fr = next(iter(stream([mg], settings=st)))
+    pd.testing.assert_frame_equal(
+        fr.table[cols].reset_index(drop=True), ref.table[cols].reset_index(drop=True)
+    )

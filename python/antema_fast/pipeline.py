@@ -445,6 +445,11 @@ def finish(
     if "segment" not in times and getattr(segmentation, "seconds", None) is not None:
         times["segment"] = float(segmentation.seconds)
 
+    if overlays is None:
+        overlays = micrograph_overlays(micrograph)
+    # the coloured marks the reader took out are left out whoever calls (image_settings has
+    # added them already where analyze or stream call)
+    settings = _with_regions(settings, overlays.get("colour_marks", ()))
     ignored = settings.ignored_mask(mask.shape)
     if ignored is not None:  # nothing there is specimen (Settings.ignore_regions)
         mask = mask.astype(bool) & ~ignored
@@ -464,8 +469,7 @@ def finish(
     counts = {str(k): int(v) for k, v in dict(pp.counts).items()}
     provenance = _provenance(micrograph, segmentation, settings, segmenter_info)
     provenance["quality"] = quality(mask, pp.particles, table, counts, settings, s)
-    if overlays is None:
-        overlays = find_overlays(micrograph.data)
+    provenance["quality"]["colour_marks"] = [list(r) for r in overlays.get("colour_marks", ())]
     _check_data_bar(provenance["quality"], overlays["data_bar"], ignored)
     _check_scale_bar(provenance["quality"], overlays["scale_bar"], mask.shape[0], ignored)
     return AnalysisResult(
@@ -529,32 +533,51 @@ def segmentation_input(image: Any, settings: Settings, where: Any = None) -> np.
     return out
 
 
-def find_overlays(image: Any) -> dict[str, Any]:
+def find_overlays(image: Any, colour_marks: Sequence[Sequence[int]] = ()) -> dict[str, Any]:
     """What is drawn over ``image`` rather than imaged: its data bar
     (:func:`antema_fast._databar.find_data_bar`) and burned-in scale bar
-    (:func:`antema_fast._scalebar.find_scale_bar`), each None where there is none. Found once
-    per image, for :func:`image_settings` and the warnings of :func:`finish`."""
+    (:func:`antema_fast._scalebar.find_scale_bar`), each None where there is none, and the
+    rectangles of the coloured marks the reader took out of the picture
+    (``Micrograph.metadata["colour_marks"]``, given as ``colour_marks``). Found once per image,
+    for :func:`image_settings` and the warnings of :func:`finish`."""
     from ._databar import find_data_bar
     from ._scalebar import find_scale_bar
 
-    return {"data_bar": find_data_bar(image), "scale_bar": find_scale_bar(image)}
+    return {
+        "data_bar": find_data_bar(image),
+        "scale_bar": find_scale_bar(image),
+        "colour_marks": tuple(tuple(int(v) for v in r) for r in colour_marks),
+    }
+
+
+def micrograph_overlays(micrograph: Any) -> dict[str, Any]:
+    """:func:`find_overlays` of a :class:`Micrograph`, with the coloured marks its reader found."""
+    marks = getattr(micrograph, "metadata", {}).get("colour_marks", ())
+    return find_overlays(micrograph.data, marks)
 
 
 def image_settings(
     image: Any, settings: Settings, overlays: Mapping[str, Any] | None = None
 ) -> Settings:
-    """``settings`` for one image: with ``ignore_data_bar`` and ``ignore_scale_bar``, the data
-    bar and the burned-in scale bar found in it (if any; ``overlays``, :func:`find_overlays`,
-    when already found) added to ``ignore_regions``; otherwise ``settings`` itself."""
+    """``settings`` for one image: the coloured marks the reader took out of it (in
+    ``overlays``, :func:`find_overlays`) and, with ``ignore_data_bar`` and ``ignore_scale_bar``,
+    the data bar and the burned-in scale bar found in it (if any) added to ``ignore_regions``;
+    otherwise ``settings`` itself."""
     wanted = [k for k in ("data_bar", "scale_bar") if getattr(settings, f"ignore_{k}")]
-    if not wanted:
+    regions = list((overlays or {}).get("colour_marks", ()))
+    if wanted:
+        found = overlays if overlays is not None else find_overlays(image)
+        regions += [found[k]["region"] for k in wanted if found[k] is not None]
+    return _with_regions(settings, regions)
+
+
+def _with_regions(settings: Settings, regions: Iterable[Sequence[int]]) -> Settings:
+    """``settings`` with ``regions`` added to ``ignore_regions`` (those not there yet)."""
+    new = [tuple(int(v) for v in r) for r in regions]
+    new = [r for r in dict.fromkeys(new) if r not in settings.ignore_regions]
+    if not new:
         return settings
-    found = overlays if overlays is not None else find_overlays(image)
-    regions = [found[k]["region"] for k in wanted if found[k] is not None]
-    regions = [r for r in regions if r not in settings.ignore_regions]
-    if not regions:
-        return settings
-    return settings.replace(ignore_regions=(*settings.ignore_regions, *regions))
+    return settings.replace(ignore_regions=(*settings.ignore_regions, *new))
 
 
 def analyze(
@@ -619,7 +642,7 @@ def analyze(
 
     where = getattr(micrograph, "path", None) or _image_name(micrograph)
     given = settings
-    overlays = find_overlays(micrograph.data)
+    overlays = micrograph_overlays(micrograph)
     settings = image_settings(micrograph.data, settings, overlays)
     image = segmentation_input(micrograph.data, settings, where)
     t0 = time.perf_counter()

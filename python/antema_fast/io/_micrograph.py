@@ -84,7 +84,9 @@ class Micrograph:
         What the file says about the acquisition where it says it: ``format``, ``instrument``,
         ``voltage_kV``, ``magnification``, ``acquisition_time`` (ISO 8601), ``exposure_s``,
         ``detector``, ``signals`` (all signal names), ``file_pixel_size_nm`` (the file's own
-        calibration when the caller overrode it).
+        calibration when the caller overrode it), ``colour_marks`` (the rectangles
+        ``(x, y, width, height)`` of the coloured marks taken out of a grey micrograph exported
+        with them; the analysis leaves them out).
     warnings : tuple of str
         Problems found while reading (anisotropic calibration, complex data, ...), also issued
         as Python warnings.
@@ -163,9 +165,13 @@ class Micrograph:
         px = _check_pixel_size(pixel_size_nm, "pixel_size_nm")
         label = name if name is not None else "array"
         notes: list[tuple[type[Warning], str]] = []
-        image = normalise_image(np.asarray(data), label, notes)
+        marks: list[tuple[int, int, int, int]] = []
+        image = normalise_image(np.asarray(data), label, notes, marks)
         for category, message in notes:
             warnings.warn(message, category, stacklevel=2)
+        metadata: dict[str, Any] = {"format": "array"}
+        if marks:
+            metadata["colour_marks"] = marks
         return cls(
             data=image,
             pixel_size_nm=px,
@@ -173,19 +179,61 @@ class Micrograph:
             pixel_size_y_nm=px,
             pixel_size_source="user",
             path=None,
-            metadata={"format": "array"},
+            metadata=metadata,
             warnings=tuple(m for _, m in notes),
             _name=label,
         )
 
 
 COLOUR_MARK_SHARE = 0.05
+COLOUR_MARK_GROUPS = 16
+COLOUR_MARK_AREA = 0.1
+COLOUR_MARK_REACH = 3
+
+
+def colour_marks(coloured: np.ndarray) -> list[tuple[int, int, int, int]] | None:
+    """The rectangles ``(x, y, width, height)`` that hold the coloured pixels of a grey
+    micrograph's marks (a scale bar, its label, arrows, letters), or None where they are not
+    marks: more than :data:`COLOUR_MARK_SHARE` of the pixels, more than
+    :data:`COLOUR_MARK_GROUPS` groups, or groups whose rectangles cover more than
+    :data:`COLOUR_MARK_AREA` of the picture.
+
+    Coloured pixels within :data:`COLOUR_MARK_REACH` px of each other form one group (the
+    letters of a label, a bar and its anti-aliased edge), and each group's rectangle reaches
+    that far beyond its pixels.
+
+    Examples
+    --------
+    >>> c = np.zeros((100, 100), bool)
+    >>> c[90:93, 50:80] = True     # a bar
+    >>> c[80:86, 55:57] = True     # a letter above it
+    >>> colour_marks(c)
+    [(47, 77, 36, 19)]
+    >>> c[::10, ::10] = True       # and a grid of dots: not marks
+    >>> colour_marks(c) is None
+    True
+    """
+    import cv2  # noqa: PLC0415 - only pictures with coloured pixels need it
+
+    if np.count_nonzero(coloured) > COLOUR_MARK_SHARE * coloured.size:
+        return None
+    k = 2 * COLOUR_MARK_REACH + 1
+    grown = cv2.dilate(coloured.view(np.uint8), np.ones((k, k), np.uint8))
+    n, _, stats, _ = cv2.connectedComponentsWithStats(grown, connectivity=8)
+    if n - 1 > COLOUR_MARK_GROUPS:
+        return None
+    rects = [tuple(int(v) for v in st[:4]) for st in stats[1:]]
+    covered = np.zeros(coloured.shape, bool)
+    for x, y, w, h in rects:
+        covered[y : y + h, x : x + w] = True
+    if np.count_nonzero(covered) > COLOUR_MARK_AREA * coloured.size:
+        return None
+    return rects  # type: ignore[return-value]
 
 
 def colour_message(label: str, channels: int, coloured: np.ndarray) -> str:
-    """Why a colour picture is refused; for a grey micrograph with a few coloured marks (a
-    coloured scale bar, arrows, text: at most :data:`COLOUR_MARK_SHARE` of the pixels) where
-    they are and the ``--ignore-region`` that leaves them out once the picture is grey."""
+    """Why a colour picture is refused: real colour, or coloured pixels that are not a few
+    marks on a grey micrograph (:func:`colour_marks`)."""
     n = int(np.count_nonzero(coloured))
     share = n / coloured.size
     if share > COLOUR_MARK_SHARE:
@@ -194,31 +242,50 @@ def colour_message(label: str, channels: int, coloured: np.ndarray) -> str:
             f"{share:.0%} of the pixels); expected a greyscale micrograph. Convert it to "
             "greyscale first if the colour carries no information."
         )
-    rows = np.flatnonzero(coloured.any(axis=1))
-    cols = np.flatnonzero(coloured.any(axis=0))
-    x, y = int(cols[0]), int(rows[0])
-    w, h = int(cols[-1]) - x + 1, int(rows[-1]) - y + 1
-    where = f"all inside the rectangle x={x}, y={y}, {w} x {h} px"
-    advice = (
-        f"convert it to greyscale and leave them out with --ignore-region {x},{y},{w},{h} "
-        f"(Settings(ignore_regions=(({x}, {y}, {w}, {h}),))), or export it without them"
-    )
-    if w * h > 0.25 * coloured.size:
-        where = "spread over the picture"
-        advice = "export it without them"
     return (
-        f"{label}: is a greyscale micrograph with coloured marks ({n} pixels, {share:.2%}, have "
-        f"colour: a coloured scale bar, arrows or text?), {where}. The marks would be analysed "
-        f"as specimen: {advice}."
+        f"{label}: is a greyscale micrograph with coloured pixels ({n}, {share:.2%}) spread "
+        "over the picture, not a few marks (a scale bar, arrows, text) that could be left out; "
+        "colour is not specimen: export it without them, or convert it to greyscale yourself."
     )
+
+
+def _grey_with_marks(
+    colour: np.ndarray, grey: np.ndarray, label: str, notes: list[tuple[type[Warning], str]]
+) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+    """A grey micrograph exported with coloured marks: its grey channel, the marks' pixels
+    set to the median of the grey ones, and the marks' rectangles (to leave out of the
+    analysis); a :class:`DataConversionWarning` names them. Refused when the colour is not a
+    few marks."""
+    coloured = ~grey
+    rects = colour_marks(coloured)
+    if rects is None:
+        raise ReadError(colour_message(label, colour.shape[-1], coloured))
+    a = colour[..., 0].copy()
+    a[coloured] = np.median(a[grey]).astype(a.dtype)
+    listed = ", ".join(f"({x}, {y}, {w}, {h})" for x, y, w, h in rects)
+    notes.append(
+        (
+            DataConversionWarning,
+            f"{label}: a greyscale micrograph with coloured marks ({int(coloured.sum())} "
+            f"pixels: a scale bar, arrows or text?); read as grey with the marks left out of "
+            f"the analysis, as ignored regions (x, y, width, height): {listed}",
+        )
+    )
+    return a, rects
 
 
 def normalise_image(
-    data: np.ndarray, label: str, notes: list[tuple[type[Warning], str]]
+    data: np.ndarray,
+    label: str,
+    notes: list[tuple[type[Warning], str]],
+    marks: list[tuple[int, int, int, int]],
 ) -> np.ndarray:
     """Check one frame and bring it to a 2-D array in native byte order.
 
-    RGB(A) whose colour channels are equal becomes grey; real colour is refused. Complex
+    RGB(A) whose colour channels are equal becomes grey; real colour is refused. A grey
+    micrograph with a few coloured marks (:func:`colour_marks`) becomes grey with the marks'
+    pixels set to the median grey, and their rectangles are appended to ``marks`` (the caller
+    keeps them in ``metadata["colour_marks"]``, and the analysis leaves them out). Complex
     data becomes its modulus (with a :class:`DataConversionWarning`). NaN or inf pixels are
     refused with their count. ``notes`` receives ``(category, message)`` for every warning to
     give; the caller issues them (outside any exception translation).
@@ -227,9 +294,11 @@ def normalise_image(
     if a.ndim == 3 and a.shape[-1] in (3, 4) and a.shape[0] > 1 and a.shape[1] > 1:
         colour = a[..., :3]
         grey = (colour[..., 0] == colour[..., 1]) & (colour[..., 0] == colour[..., 2])
-        if not grey.all():
-            raise ReadError(colour_message(label, a.shape[-1], ~grey))
-        a = colour[..., 0]
+        if grey.all():
+            a = colour[..., 0]
+        else:
+            a, found = _grey_with_marks(colour, grey, label, notes)
+            marks.extend(found)
     if a.ndim != 2:
         raise ReadError(f"{label}: expected a 2-D image, got an array of shape {tuple(a.shape)}")
     if a.shape[0] < 2 or a.shape[1] < 2:

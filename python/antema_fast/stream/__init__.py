@@ -98,7 +98,7 @@ def stream(
     finish : callable, optional
         Replaces :func:`antema_fast.pipeline.finish` (separation + measurement + summary of a
         segmented frame); for tests and experiments. With :class:`Settings` it is also given
-        ``overlays=`` (:func:`antema_fast.pipeline.find_overlays` of the frame).
+        ``overlays=`` (:func:`antema_fast.pipeline.micrograph_overlays` of the frame).
 
     Returns
     -------

@@ -299,8 +299,8 @@ class _Workers:
         from .._settings import Settings
         from ..pipeline import (
             check_and_merge_scale,
-            find_overlays,
             image_settings,
+            micrograph_overlays,
             segmentation_input,
         )
 
@@ -315,7 +315,7 @@ class _Workers:
             settings = self._settings
             overlays = None
             if isinstance(settings, Settings):  # ignore_regions (and a data or scale bar) filled
-                overlays = find_overlays(image)
+                overlays = micrograph_overlays(mg)
                 settings = image_settings(image, settings, overlays)
                 image = segmentation_input(image, settings, f"frame {ref.index}")
             seg = self._segmenter.segment(image, pixel_size_nm=mg.pixel_size_nm)
