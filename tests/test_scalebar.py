@@ -395,3 +395,68 @@ def test_coloured_marks_are_left_out_of_the_analysis(tmp_path) -> None:
     pd.testing.assert_frame_equal(
         fr.table[cols].reset_index(drop=True), ref.table[cols].reset_index(drop=True)
     )
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_scale_bar_nm_gives_or_checks_the_pixel_size(tmp_path) -> None:
+    """Settings.scale_bar_nm / --scale-bar-nm: a picture without a pixel size takes the label's
+    length over the bar's length in px (the table equals that at that pixel size with the bar
+    left out); a calibrated one is checked, with a warning past 2 %; a picture without either
+    fails with a message naming it, and a batch goes on with the others."""
+    import tifffile
+    from antema_fast.cli import main as cli_main
+
+    st = Settings(backend="onnxruntime", check_scale=False, threads=1)
+    field = export(7, "tem", size=384)
+    bx, by = clear_spot(field, 110, 5)
+    img, _ = burn(field, bx, by, 110, 5, 0)
+    cv2.imwrite(str(tmp_path / "barred.png"), img)
+    got = af.analyze(tmp_path / "barred.png", settings=st.replace(scale_bar_nm=50))
+    assert got.micrograph.pixel_size_nm == pytest.approx(50 / 110)
+    assert got.provenance["pixel_size_source"] == "scale bar (50 nm = 110 px)"
+    rec = got.provenance["quality"]["scale_bar_calibration"]
+    assert rec["used"] and rec["length_px"] == 110 and rec["uncertainty"] == pytest.approx(1 / 110)
+    ref = af.analyze(img, pixel_size_nm=50 / 110, settings=st.replace(ignore_scale_bar=True))
+    cols = [c for c in ref.table.columns if c != "image"]
+    assert len(ref.table) > 3
+    pd.testing.assert_frame_equal(got.table[cols], ref.table[cols])
+    array = af.analyze(img, settings=st.replace(scale_bar_nm=50))
+    assert array.micrograph.pixel_size_nm == pytest.approx(50 / 110)
+    cv2.imwrite(str(tmp_path / "barred.jpg"), img, [cv2.IMWRITE_JPEG_QUALITY, 80])
+    jpg = af.analyze(tmp_path / "barred.jpg", settings=st.replace(scale_bar_nm=50))
+    assert jpg.micrograph.pixel_size_nm == pytest.approx(50 / 110, rel=0.02)
+
+    tifffile.imwrite(
+        tmp_path / "calibrated.tif",
+        img,
+        imagej=True,
+        resolution=(2.0, 2.0),
+        metadata={"unit": "nm"},
+    )
+    with pytest.warns(UserWarning, match=r"calibrated\.tif: the burned-in scale bar .* -9\.1%"):
+        wrong = af.analyze(tmp_path / "calibrated.tif", settings=st.replace(scale_bar_nm=50))
+    assert wrong.micrograph.pixel_size_nm == 0.5  # the file's calibration is used, and doubted
+    right = af.analyze(tmp_path / "calibrated.tif", settings=st.replace(scale_bar_nm=55))
+    rec = right.provenance["quality"]["scale_bar_calibration"]
+    assert rec["difference"] == pytest.approx(0) and not rec["used"] and "warning" not in rec
+    assert not any("scale bar" in w for w in right.provenance["quality"]["warnings"])
+
+    cv2.imwrite(str(tmp_path / "plain.png"), field)
+    with pytest.raises(ValueError, match=r"plain\.png: no pixel size: .*no burned-in scale bar"):
+        af.analyze(tmp_path / "plain.png", settings=st.replace(scale_bar_nm=50))
+    out = tmp_path / "out"
+    args = ["analyze", str(tmp_path / "barred.png"), str(tmp_path / "plain.png"), "-o", str(out)]
+    args += ["--scale-bar-nm", "50", "--backend", "onnxruntime", "--threads", "1"]
+    assert cli_main([*args, "--no-scale-check", "--quiet"]) == 1
+    m = json.loads((out / "barred" / "manifest.json").read_text())
+    assert m["provenance"]["pixel_size_nm"] == pytest.approx(50 / 110)
+    assert len(pd.read_csv(out / "barred" / "particles.csv")) == len(ref.table)
+    assert "plain.png" in (out / "failures.csv").read_text()
+
+    from antema_fast.stream import stream
+
+    with pytest.raises(ValueError, match=r"scale_bar_nm"):
+        stream([img], settings=st.replace(scale_bar_nm=50), pixel_size_nm=0.5)
+    for bad in (0, -1.0, float("nan"), True, "50"):
+        with pytest.raises(ValueError, match=r"scale_bar_nm"):
+            Settings(scale_bar_nm=bad)

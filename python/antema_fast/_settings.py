@@ -102,6 +102,14 @@ class Settings:
         a solid horizontal rectangle at the image's darkest or brightest value, away from the
         border) and, where one is found, ignore it and its label as one more of
         :attr:`ignore_regions`. Off by default: ``analyze`` then only warns, with the region.
+    scale_bar_nm : float or None
+        What the burned-in scale bars of exported pictures stand for, in nm (the number on
+        their labels). ``analyze`` then finds each image's bar (as for
+        :attr:`ignore_scale_bar`, which it implies) and, where the file has no pixel size, takes
+        this divided by the bar's length in px (source ``"scale bar"``); where the file (or the
+        caller) gives one, the bar checks it, with a warning when the two differ by more than
+        :data:`antema_fast.pipeline.SCALE_BAR_TOLERANCE`. An image without a pixel size whose
+        bar is not found fails with a message saying so. None: bars only warn.
     bootstrap_samples : int
         Resamples for the bootstrap 95 % confidence interval of the mean.
     seed : int
@@ -135,6 +143,7 @@ class Settings:
     ignore_regions: tuple[tuple[int, int, int, int], ...] = ()
     ignore_data_bar: bool = False
     ignore_scale_bar: bool = False
+    scale_bar_nm: float | None = None
     bootstrap_samples: int = 2000
     seed: int = 0
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
@@ -177,6 +186,15 @@ class Settings:
         for name in ("check_scale", "auto_scale", "ignore_data_bar", "ignore_scale_bar"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name}: expected True or False, got {getattr(self, name)!r}")
+        if self.scale_bar_nm is not None and not (
+            isinstance(self.scale_bar_nm, (int, float))
+            and not isinstance(self.scale_bar_nm, bool)
+            and math.isfinite(self.scale_bar_nm)
+            and self.scale_bar_nm > 0
+        ):
+            raise ValueError(
+                f"scale_bar_nm: expected None or a positive number of nm, got {self.scale_bar_nm!r}"
+            )
         if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
             raise ValueError(f"threads: expected None or an integer ≥ 1, got {self.threads!r}")
         # lists (from JSON or a caller) become tuples, so that Settings stay hashable

@@ -191,6 +191,16 @@ def _add_analyze_arguments(p: argparse.ArgumentParser) -> None:
         "(default: only warn)",
     )
     g.add_argument(
+        "--scale-bar-nm",
+        type=float,
+        metavar="NM",
+        default=None,
+        help="the length the burned-in scale bars of exported pictures stand for (the number on "
+        "their labels): where a file has no pixel size, it is NM divided by the bar's length in "
+        "px; where it has one, the bar checks it (a warning when they differ by more than 2 %%); "
+        "implies --ignore-scale-bar",
+    )
+    g.add_argument(
         "--min-measured-fraction",
         type=float,
         metavar="X",
@@ -291,6 +301,7 @@ def _analyze_settings(args: argparse.Namespace) -> object:
         "min_measured_fraction": "min_measured_fraction",
         "ignore_data_bar": "ignore_data_bar",
         "ignore_scale_bar": "ignore_scale_bar",
+        "scale_bar_nm": "scale_bar_nm",
     }
     changes = {
         field: getattr(args, arg)

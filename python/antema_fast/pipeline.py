@@ -256,12 +256,15 @@ def summarize(table: pd.DataFrame, settings: Settings | None = None) -> pd.DataF
 # inputs
 
 
-def _load(source: Any, pixel_size_nm: float | None) -> Micrograph:
-    """Turn a path, a Micrograph or a 2-D array into a Micrograph with a usable pixel size."""
+def _load(source: Any, pixel_size_nm: float | None, require_calibration: bool = True) -> Micrograph:
+    """Turn a path, a Micrograph or a 2-D array into a Micrograph with a usable pixel size (or,
+    without ``require_calibration``, NaN where there is none)."""
     from .io import Micrograph, read
 
     if isinstance(source, (str, PathLike)):
-        return read(Path(source), pixel_size_nm=pixel_size_nm)
+        return read(
+            Path(source), pixel_size_nm=pixel_size_nm, require_calibration=require_calibration
+        )
     if isinstance(source, Micrograph):
         if pixel_size_nm is not None:
             _check_pixel_size(pixel_size_nm, "pixel_size_nm")
@@ -279,9 +282,20 @@ def _load(source: Any, pixel_size_nm: float | None) -> Micrograph:
                 f"source: expected a 2-D image array, got an array of shape {source.shape}"
             )
         if pixel_size_nm is None:
+            if not require_calibration:  # the scale bar will give it
+                m = Micrograph.from_array(source, 1.0)
+                nan = math.nan
+                return replace(
+                    m,
+                    pixel_size_nm=nan,
+                    pixel_size_x_nm=nan,
+                    pixel_size_y_nm=nan,
+                    pixel_size_source="none",
+                )
             raise ValueError(
                 "pixel_size_nm is required when source is an array: an array carries no "
-                "calibration (pass pixel_size_nm=<nm per pixel>)"
+                "calibration (pass pixel_size_nm=<nm per pixel>, or Settings(scale_bar_nm=...) "
+                "for a burned-in scale bar)"
             )
         _check_pixel_size(pixel_size_nm, "pixel_size_nm")
         return Micrograph.from_array(source, float(pixel_size_nm))
@@ -564,11 +578,72 @@ def image_settings(
     the data bar and the burned-in scale bar found in it (if any) added to ``ignore_regions``;
     otherwise ``settings`` itself."""
     wanted = [k for k in ("data_bar", "scale_bar") if getattr(settings, f"ignore_{k}")]
+    if settings.scale_bar_nm is not None and "scale_bar" not in wanted:
+        wanted.append("scale_bar")  # a bar the caller says is one is not specimen
     regions = list((overlays or {}).get("colour_marks", ()))
     if wanted:
         found = overlays if overlays is not None else find_overlays(image)
         regions += [found[k]["region"] for k in wanted if found[k] is not None]
     return _with_regions(settings, regions)
+
+
+#: ``analyze`` with ``Settings.scale_bar_nm`` warns when the pixel size the burned-in scale bar
+#: gives and the calibration differ by more than this share (a bar's ends are found to ±1 px).
+SCALE_BAR_TOLERANCE = 0.02
+
+
+def calibrate_by_scale_bar(
+    micrograph: Micrograph, bar: Mapping[str, Any] | None, scale_bar_nm: float, where: Any
+) -> tuple[Micrograph, dict[str, Any]]:
+    """The pixel size a burned-in scale bar gives (``scale_bar_nm`` over its length in px):
+    ``micrograph`` with it where it has none, and the record ``analyze`` keeps in
+    ``provenance.quality.scale_bar_calibration`` (with a ``warning`` where it disagrees with the
+    calibration by more than :data:`SCALE_BAR_TOLERANCE`).
+
+    ``bar`` is :func:`antema_fast._scalebar.find_scale_bar` of the image. The bar's length is
+    exact to about ±1 px, so the pixel size to about ±1/length (``uncertainty``).
+
+    Raises
+    ------
+    ValueError
+        If the micrograph has no pixel size and no bar was found.
+    """
+    calibrated = math.isfinite(float(micrograph.pixel_size_nm))
+    rec: dict[str, Any] = {"scale_bar_nm": float(scale_bar_nm), "found": bar is not None}
+    if bar is None:
+        if not calibrated:
+            raise ValueError(
+                f"{where}: no pixel size: the file has no calibration, and no burned-in scale "
+                f"bar was found to give it from scale_bar_nm={scale_bar_nm:g} (a solid "
+                "horizontal bar at the image's darkest or brightest value, away from the "
+                "border, at least 25 px long); give the pixel size with pixel_size_nm=… "
+                "(command line: --pixel-size NM)"
+            )
+        return micrograph, rec
+    n = int(bar["length_px"])
+    px = float(scale_bar_nm) / n
+    rec.update(length_px=n, pixel_size_nm=px, uncertainty=1.0 / n, used=not calibrated)
+    if not calibrated:
+        source = f"scale bar ({scale_bar_nm:g} nm = {n} px)"
+        micrograph = replace(
+            micrograph,
+            pixel_size_nm=px,
+            pixel_size_x_nm=px,
+            pixel_size_y_nm=px,
+            pixel_size_source=source,
+        )
+        return micrograph, rec
+    own = float(micrograph.pixel_size_nm)
+    diff = px / own - 1.0
+    rec["difference"] = diff
+    if abs(diff) > max(SCALE_BAR_TOLERANCE, 1.5 / n):
+        rec["warning"] = (
+            f"the burned-in scale bar ({n} px for {scale_bar_nm:g} nm: {px:.4g} nm/px) and the "
+            f"pixel size used ({own:.4g} nm/px, {micrograph.pixel_size_source}) differ by "
+            f"{diff:+.1%}: one of them is wrong; the table uses {own:.4g} nm/px (--pixel-size "
+            f"{px:.4g} would use the bar's)"
+        )
+    return micrograph, rec
 
 
 def _with_regions(settings: Settings, regions: Iterable[Sequence[int]]) -> Settings:
@@ -629,20 +704,24 @@ def analyze(
     settings = settings if settings is not None else Settings()
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    micrograph = _load(source, pixel_size_nm)
+    micrograph = _load(source, pixel_size_nm, require_calibration=settings.scale_bar_nm is None)
     timings["read"] = time.perf_counter() - t0
+    where = getattr(micrograph, "path", None) or _image_name(micrograph)
+    overlays = micrograph_overlays(micrograph)
+    by_bar = None
+    if settings.scale_bar_nm is not None:
+        micrograph, by_bar = calibrate_by_scale_bar(
+            micrograph, overlays["scale_bar"], settings.scale_bar_nm, where
+        )
 
     s = float(micrograph.pixel_size_nm)
     if not (math.isfinite(s) and s > 0):
-        where = getattr(micrograph, "path", None) or _image_name(micrograph)
         raise ValueError(
             f"{where}: no usable pixel size (got {s!r} nm/px); the file has no calibration — "
             "give one with pixel_size_nm=… (command line: --pixel-size NM)"
         )
 
-    where = getattr(micrograph, "path", None) or _image_name(micrograph)
     given = settings
-    overlays = micrograph_overlays(micrograph)
     settings = image_settings(micrograph.data, settings, overlays)
     image = segmentation_input(micrograph.data, settings, where)
     t0 = time.perf_counter()
@@ -665,6 +744,10 @@ def analyze(
         overlays=overlays,
     )
     _record_given_settings(result, given, settings)
+    if by_bar is not None:
+        result.provenance["quality"]["scale_bar_calibration"] = by_bar
+        if by_bar.get("warning"):
+            result.provenance["quality"]["warnings"].append(by_bar["warning"])
     for message in result.provenance["quality"]["warnings"]:
         warnings.warn(f"{where}: {message}", UserWarning, stacklevel=2)
     return result

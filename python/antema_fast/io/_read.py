@@ -248,8 +248,9 @@ def _scale_bar_hint(signal: Signal) -> str:
     x, y, w, _ = bar["bar"]
     return (
         f". A scale bar {w} px long seems burned into the image (column {x}, row {y}): the "
-        f"pixel size is the length on its label, in nm, divided by {w}; leave the bar out of "
-        "the analysis with --ignore-scale-bar"
+        f"pixel size is the length on its label, in nm, divided by {w}: give that length with "
+        "--scale-bar-nm NM (Settings(scale_bar_nm=NM)), which also leaves the bar out of the "
+        "analysis"
     )
 
 

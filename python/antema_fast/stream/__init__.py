@@ -122,6 +122,13 @@ def stream(
     settings = Settings() if settings is None else settings
     if not isinstance(settings, Settings):
         raise TypeError(f"settings: expected antema_fast.Settings, got {type(settings).__name__}")
+    if settings.scale_bar_nm is not None:
+        raise ValueError(
+            f"settings.scale_bar_nm={settings.scale_bar_nm!r}: a stream takes its pixel size from "
+            "its frames' files or from pixel_size_nm (--pixel-size); the frames of a movie share "
+            "one, so measure it once (antema analyze FRAME --scale-bar-nm NM reports it) and give "
+            "it as pixel_size_nm"
+        )
     if not isinstance(every, int) or isinstance(every, bool) or every < 1:
         raise ValueError(f"every: expected an integer ≥ 1, got {every!r}")
     if policy not in _POLICIES:
