@@ -322,6 +322,7 @@ def test_a_grey_picture_with_coloured_marks_is_read_with_them_left_out(tmp_path)
     (lx, ly, lw, lh), (bx, by, bw, bh) = sorted(marks, key=lambda r: r[1])
     assert (bx, by, bw, bh) == (147, 227, 86, 11)  # the bar's 80 x 5 px, 3 px beyond
     assert lx >= 147 and ly >= 200 and lx + lw <= 233 and ly + lh <= 229
+    assert m.metadata["colour_scale_bar"]["bar"] == (150, 230, 80, 5)  # the yellow bar
     coloured = (marked[..., 0] != marked[..., 1]) | (marked[..., 1] != marked[..., 2])
     assert (m.data[coloured] == np.median(grey[~coloured])).all()
     assert (m.data[~coloured] == grey[~coloured]).all()
@@ -336,6 +337,12 @@ def test_a_grey_picture_with_coloured_marks_is_read_with_them_left_out(tmp_path)
     assert not more and x <= 147 and y <= ly and x + w >= 233 and y + h >= 238 and w * h < 6000
 
     rgb = cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)
+    framed = rgb.copy()  # a small frame: marks, but its 2-px edges are no scale bar
+    cv2.rectangle(framed, (20, 150), (100, 190), (0, 255, 255), 2)
+    cv2.imwrite(str(tmp_path / "framed.png"), framed)
+    with pytest.warns(DataConversionWarning):
+        m = read(tmp_path / "framed.png", pixel_size_nm=0.5)
+    assert m.metadata["colour_marks"] and "colour_scale_bar" not in m.metadata
     spread = rgb.copy()
     spread[::16, ::16] = (0, 0, 255)
     cv2.imwrite(str(tmp_path / "spread.png"), spread)
@@ -452,6 +459,11 @@ def test_scale_bar_nm_gives_or_checks_the_pixel_size(tmp_path) -> None:
     assert m["provenance"]["pixel_size_nm"] == pytest.approx(50 / 110)
     assert len(pd.read_csv(out / "barred" / "particles.csv")) == len(ref.table)
     assert "plain.png" in (out / "failures.csv").read_text()
+
+    # a coloured bar gives it too (the label of marked_export's 80-px yellow bar says 20 nm)
+    cv2.imwrite(str(tmp_path / "marked.png"), marked_export()[1])
+    yellow = af.analyze(tmp_path / "marked.png", settings=st.replace(scale_bar_nm=20))
+    assert yellow.micrograph.pixel_size_source == "scale bar (20 nm = 80 px)"
 
     from antema_fast.stream import stream
 

@@ -565,9 +565,13 @@ def find_overlays(image: Any, colour_marks: Sequence[Sequence[int]] = ()) -> dic
 
 
 def micrograph_overlays(micrograph: Any) -> dict[str, Any]:
-    """:func:`find_overlays` of a :class:`Micrograph`, with the coloured marks its reader found."""
-    marks = getattr(micrograph, "metadata", {}).get("colour_marks", ())
-    return find_overlays(micrograph.data, marks)
+    """:func:`find_overlays` of a :class:`Micrograph`, with the coloured marks its reader found
+    (and, where the grey picture has no scale bar, the coloured one among them)."""
+    metadata = getattr(micrograph, "metadata", {})
+    found = find_overlays(micrograph.data, metadata.get("colour_marks", ()))
+    if found["scale_bar"] is None and metadata.get("colour_scale_bar") is not None:
+        found["scale_bar"] = metadata["colour_scale_bar"]
+    return found
 
 
 def image_settings(

@@ -86,7 +86,8 @@ class Micrograph:
         ``detector``, ``signals`` (all signal names), ``file_pixel_size_nm`` (the file's own
         calibration when the caller overrode it), ``colour_marks`` (the rectangles
         ``(x, y, width, height)`` of the coloured marks taken out of a grey micrograph exported
-        with them; the analysis leaves them out).
+        with them; the analysis leaves them out), ``colour_scale_bar`` (one of those marks that
+        is a scale bar, as :func:`antema_fast._scalebar.find_scale_bar` describes it).
     warnings : tuple of str
         Problems found while reading (anisotropic calibration, complex data, ...), also issued
         as Python warnings.
@@ -165,13 +166,10 @@ class Micrograph:
         px = _check_pixel_size(pixel_size_nm, "pixel_size_nm")
         label = name if name is not None else "array"
         notes: list[tuple[type[Warning], str]] = []
-        marks: list[tuple[int, int, int, int]] = []
-        image = normalise_image(np.asarray(data), label, notes, marks)
+        metadata: dict[str, Any] = {"format": "array"}
+        image = normalise_image(np.asarray(data), label, notes, metadata)
         for category, message in notes:
             warnings.warn(message, category, stacklevel=2)
-        metadata: dict[str, Any] = {"format": "array"}
-        if marks:
-            metadata["colour_marks"] = marks
         return cls(
             data=image,
             pixel_size_nm=px,
@@ -249,17 +247,44 @@ def colour_message(label: str, channels: int, coloured: np.ndarray) -> str:
     )
 
 
+def _coloured_bar(coloured: np.ndarray) -> dict[str, Any] | None:
+    """The scale bar among coloured marks (:func:`antema_fast._scalebar.find_scale_bar` of the
+    coloured pixels), only where it stands alone: a bar that is part of a larger coloured shape
+    (the edge of a frame, an arrow's shaft) is not one."""
+    import cv2  # noqa: PLC0415
+
+    from .._scalebar import find_scale_bar  # noqa: PLC0415 - pictures with coloured marks only
+
+    mask = coloured.view(np.uint8)
+    bar = find_scale_bar(mask)
+    if bar is None:
+        return None
+    bx, by, bw, bh = bar["bar"]
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    _, _, w, h, _ = stats[labels[by + bh // 2, bx + bw // 2]]
+    return bar if w <= bw + 4 and h <= bh + 4 else None
+
+
 def _grey_with_marks(
     colour: np.ndarray, grey: np.ndarray, label: str, notes: list[tuple[type[Warning], str]]
-) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
-    """A grey micrograph exported with coloured marks: its grey channel, the marks' pixels
-    set to the median of the grey ones, and the marks' rectangles (to leave out of the
-    analysis); a :class:`DataConversionWarning` names them. Refused when the colour is not a
-    few marks."""
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """A grey micrograph exported with coloured marks: its grey channel with the marks' pixels
+    set to the median of the grey ones, and what goes into the micrograph's metadata: the
+    marks' rectangles (``colour_marks``, to leave out of the analysis) and, where one of them is
+    a scale bar (:func:`antema_fast._scalebar.find_scale_bar` of the coloured pixels),
+    ``colour_scale_bar`` (:func:`_coloured_bar`); a :class:`DataConversionWarning` names them.
+    Refused when the colour is not a few marks."""
     coloured = ~grey
     rects = colour_marks(coloured)
     if rects is None:
         raise ReadError(colour_message(label, colour.shape[-1], coloured))
+    found: dict[str, Any] = {"colour_marks": rects}
+    bar = _coloured_bar(coloured)
+    said = ""
+    if bar is not None:
+        found["colour_scale_bar"] = bar
+        x, y, w, _ = bar["bar"]
+        said = f"; one is a scale bar {w} px long (column {x}, row {y})"
     a = colour[..., 0].copy()
     a[coloured] = np.median(a[grey]).astype(a.dtype)
     listed = ", ".join(f"({x}, {y}, {w}, {h})" for x, y, w, h in rects)
@@ -268,24 +293,25 @@ def _grey_with_marks(
             DataConversionWarning,
             f"{label}: a greyscale micrograph with coloured marks ({int(coloured.sum())} "
             f"pixels: a scale bar, arrows or text?); read as grey with the marks left out of "
-            f"the analysis, as ignored regions (x, y, width, height): {listed}",
+            f"the analysis, as ignored regions (x, y, width, height): {listed}{said}",
         )
     )
-    return a, rects
+    return a, found
 
 
 def normalise_image(
     data: np.ndarray,
     label: str,
     notes: list[tuple[type[Warning], str]],
-    marks: list[tuple[int, int, int, int]],
+    found: dict[str, Any],
 ) -> np.ndarray:
     """Check one frame and bring it to a 2-D array in native byte order.
 
     RGB(A) whose colour channels are equal becomes grey; real colour is refused. A grey
     micrograph with a few coloured marks (:func:`colour_marks`) becomes grey with the marks'
-    pixels set to the median grey, and their rectangles are appended to ``marks`` (the caller
-    keeps them in ``metadata["colour_marks"]``, and the analysis leaves them out). Complex
+    pixels set to the median grey; their rectangles (and a coloured scale bar among them) go
+    into ``found``, which the caller adds to the micrograph's metadata (``colour_marks``, which
+    the analysis leaves out, and ``colour_scale_bar``). Complex
     data becomes its modulus (with a :class:`DataConversionWarning`). NaN or inf pixels are
     refused with their count. ``notes`` receives ``(category, message)`` for every warning to
     give; the caller issues them (outside any exception translation).
@@ -297,8 +323,8 @@ def normalise_image(
         if grey.all():
             a = colour[..., 0]
         else:
-            a, found = _grey_with_marks(colour, grey, label, notes)
-            marks.extend(found)
+            a, marks = _grey_with_marks(colour, grey, label, notes)
+            found.update(marks)
     if a.ndim != 2:
         raise ReadError(f"{label}: expected a 2-D image, got an array of shape {tuple(a.shape)}")
     if a.shape[0] < 2 or a.shape[1] < 2:

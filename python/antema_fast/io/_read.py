@@ -311,9 +311,9 @@ class _Opened:
         s = self.signal
         label = _label(self.path, self.container, s, frame_index)
         notes: list[tuple[type[Warning], str]] = []
-        marks: list[tuple[int, int, int, int]] = []
+        found: dict[str, Any] = {}
         with _translated(self.path, self.container.format):
-            data = normalise_image(s.read_frame(index), label, notes, marks)
+            data = normalise_image(s.read_frame(index), label, notes, found)
             stamp = s.timestamp(index) if s.timestamp is not None else None
         for category, message in notes:
             warnings.warn(message, category, stacklevel=3)
@@ -335,7 +335,7 @@ class _Opened:
             frame_count=s.frame_count,
             timestamp_s=stamp,
             signal=s.name,
-            metadata={**self.metadata, **({"colour_marks": marks} if marks else {})},
+            metadata={**self.metadata, **found},
             warnings=tuple(m for _, m in self.notes + notes),
             _name=self.name,
         )
