@@ -412,6 +412,7 @@ def test_scale_bar_nm_gives_or_checks_the_pixel_size(tmp_path) -> None:
     fails with a message naming it, and a batch goes on with the others."""
     import tifffile
     from antema_fast.cli import main as cli_main
+    from antema_fast.io import ReadError
 
     st = Settings(backend="onnxruntime", check_scale=False, threads=1)
     field = export(7, "tem", size=384)
@@ -460,8 +461,11 @@ def test_scale_bar_nm_gives_or_checks_the_pixel_size(tmp_path) -> None:
     assert len(pd.read_csv(out / "barred" / "particles.csv")) == len(ref.table)
     assert "plain.png" in (out / "failures.csv").read_text()
 
-    # a coloured bar gives it too (the label of marked_export's 80-px yellow bar says 20 nm)
+    # a coloured bar gives it too (the label of marked_export's 80-px yellow bar says 20 nm),
+    # and without --scale-bar-nm the error names it
     cv2.imwrite(str(tmp_path / "marked.png"), marked_export()[1])
+    with pytest.raises(ReadError, match=r"scale bar 80 px long .*--scale-bar-nm"):
+        read(tmp_path / "marked.png")
     yellow = af.analyze(tmp_path / "marked.png", settings=st.replace(scale_bar_nm=20))
     assert yellow.micrograph.pixel_size_source == "scale bar (20 nm = 80 px)"
 

@@ -236,11 +236,18 @@ def _scale_bar_hint(signal: Signal) -> str:
         return ""
     try:
         frame = np.asarray(signal.read_frame(0))
-        if frame.ndim == 3:  # RGB(A): a grey picture has equal channels, a bar keeps its value
-            frame = frame[..., :3].mean(axis=2)
         from .._scalebar import find_scale_bar
+        from ._micrograph import _coloured_bar
 
-        bar = find_scale_bar(frame)
+        bar = None
+        if frame.ndim == 3:  # RGB(A): a grey picture has equal channels, a bar keeps its value
+            rgb = frame[..., :3]
+            coloured = (rgb[..., 0] != rgb[..., 1]) | (rgb[..., 0] != rgb[..., 2])
+            if coloured.any():  # a coloured bar among coloured marks
+                bar = _coloured_bar(coloured)
+            frame = rgb.mean(axis=2)
+        if bar is None:
+            bar = find_scale_bar(frame)
     except Exception:  # a hint must never hide the error it belongs to
         return ""
     if bar is None:
