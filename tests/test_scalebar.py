@@ -94,6 +94,32 @@ def test_a_burned_bar_and_its_label_are_found(colour, regime, compress) -> None:
     assert find_scale_bar(jpeg(img) if compress else img) is None
 
 
+@pytest.mark.parametrize("colour", [0, 255])
+@pytest.mark.parametrize("compress", [False, True])
+def test_a_vertical_bar_and_its_label_are_found(colour, compress) -> None:
+    """A vertical bar (figures set one beside a tall picture) with its label written across it,
+    beside it: found in the transposed picture, with a region that holds bar and label."""
+    img = export(3, "tem", size=512)
+    t_img = np.ascontiguousarray(img.T)
+    x, y = clear_spot(t_img, 120, 6)  # a clear spot for a horizontal bar of the transposed image
+    bx, by = y, x  # the vertical bar's top-left corner in the picture
+    barred = img.copy()
+    cv2.rectangle(barred, (bx, by), (bx + 5, by + 119), colour, -1)
+    (tw, th), _ = cv2.getTextSize("50 nm", cv2.FONT_HERSHEY_SIMPLEX, 0.4, 1)
+    tx = bx - tw - 6 if bx - tw - 6 > 0 else bx + 12  # the label beside the bar, mid-height
+    ty = by + 60 + th // 2
+    cv2.putText(barred, "50 nm", (tx, ty), cv2.FONT_HERSHEY_SIMPLEX, 0.4, colour, 1)
+    if compress:
+        barred = jpeg(barred)
+    found = find_scale_bar(barred)
+    assert found is not None and found["orientation"] == "vertical"
+    fx, fy, fw, fh = found["bar"]
+    assert abs(fx - bx) <= 1 and abs(fy - by) <= 1 and abs(fw - 6) <= 1 and abs(fh - 120) <= 4
+    assert abs(found["length_px"] - 120) <= 4
+    rect = (min(bx, tx), min(by, ty - th - 1), max(bx + 6, tx + tw), max(by + 120, ty + 2))
+    assert covers(found["region"], rect)
+
+
 def test_a_bar_merged_into_a_particle_is_not_found() -> None:
     """The limit: where the bar runs into a large particle of its own colour, the two are one
     dark shape and no bar is reported (the warning is missed, nothing is excluded)."""

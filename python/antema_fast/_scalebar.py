@@ -31,7 +31,9 @@ such pixels are added to the region. When the bar sits on a solid box of the opp
 value, the box is the region. The region is padded by half the bar's thickness (at least 2 px)
 so that anti-aliased letter edges fall inside it.
 
-Only horizontal bars are looked for; a vertical bar or a bar in a colour that is not the
+Vertical bars are found the same way in the transposed picture (their label's window reaches
+half the bar's length to each side, since a label written horizontally beside a vertical bar is
+wide); the longest bar wins, a horizontal one between equals. A bar in a colour that is not the
 image's extreme is left to ``--ignore-region``.
 """
 
@@ -63,8 +65,9 @@ def find_scale_bar(image: Any) -> dict[str, Any] | None:
     dict or None
         ``bar``: the bar's rectangle ``(x, y, width, height)`` in pixels (x the column of its
         left end, y the row of its top); ``value``: ``"max"`` or ``"min"``, the extreme it is
-        drawn in; ``length_px``: its length; ``region``: the ``Settings.ignore_regions``
-        rectangle that leaves the bar and its label out.
+        drawn in; ``length_px``: its length (its long side); ``orientation``: ``"horizontal"``
+        or ``"vertical"``; ``region``: the ``Settings.ignore_regions`` rectangle that leaves the
+        bar and its label out.
 
     Examples
     --------
@@ -87,22 +90,45 @@ def find_scale_bar(image: Any) -> dict[str, Any] | None:
         for name, cls in (("max", d >= high), ("min", d <= low)):
             if cv2.countNonZero(cls.view(np.uint8)) > 0.5 * d.size:
                 continue  # a binary picture, or mostly clipped: nothing stands out
-            bar = _longest_bar(cls)
-            if bar is not None:
-                other = d <= low if name == "max" else d >= high
-                found.append((bar[2], name, bar, cls, other))
+            other = d <= low if name == "max" else d >= high
+            for vertical in (False, True):
+                # a vertical bar is a horizontal one of the transposed picture
+                c, o = (
+                    (np.ascontiguousarray(cls.T), np.ascontiguousarray(other.T))
+                    if vertical
+                    else (cls, other)
+                )
+                bar = _longest_bar(c)
+                if bar is not None:
+                    found.append((bar[2], not vertical, name, vertical, bar, c, o))
         if found:
             break
     if not found:
         return None
-    _, name, bar, cls, other = max(found, key=lambda f: f[0])
-    region = _box_region(bar, other) or _label_region(bar, cls)
+    # the longest; between equally long ones the horizontal (the usual orientation)
+    _, _, name, vertical, bar, cls, other = max(found, key=lambda f: (f[0], f[1]))
+    if tolerance < VALUE_TOLERANCES[-1]:
+        # JPEG moves a few of the bar's pixels past the narrow tolerance, and one such pixel in
+        # a column ends the run of full columns: the ends are measured with the wide one
+        low, high = _bounds(d, lo, hi, VALUE_TOLERANCES[-1])
+        loose = d >= high if name == "max" else d <= low
+        bar = _extended(bar, np.ascontiguousarray(loose.T) if vertical else loose)
+    region = _box_region(bar, other) or _label_region(bar, cls, vertical)
+    if vertical:
+        bar, region = _transposed(bar), _transposed(region)
     return {
         "bar": tuple(int(v) for v in bar),
         "value": name,
-        "length_px": int(bar[2]),
+        "length_px": int(max(bar[2], bar[3])),
+        "orientation": "vertical" if vertical else "horizontal",
         "region": tuple(int(v) for v in region),
     }
+
+
+def _transposed(rect: tuple[int, ...]) -> tuple[int, ...]:
+    """``(x, y, w, h)`` of the transposed picture in the picture's own coordinates."""
+    x, y, w, h = rect
+    return (y, x, h, w)
 
 
 def _bounds(d: np.ndarray, lo: Any, hi: Any, tolerance: float) -> tuple[Any, Any]:
@@ -163,6 +189,19 @@ def _longest_bar(cls: np.ndarray) -> tuple[int, int, int, int] | None:
     return best
 
 
+def _extended(bar: tuple[int, int, int, int], cls: np.ndarray) -> tuple[int, int, int, int]:
+    """``bar`` (x, y, w, h) lengthened at each end over the columns of ``cls`` that fill at
+    least :data:`MIN_LINE_FILL` of its rows, without reaching the border."""
+    bx, by, bw, bh = bar
+    full = cls[by : by + bh].mean(axis=0) >= MIN_LINE_FILL
+    x0, x1 = bx, bx + bw  # [x0, x1)
+    while x0 - 1 > 0 and full[x0 - 1]:
+        x0 -= 1
+    while x1 < cls.shape[1] - 1 and full[x1]:
+        x1 += 1
+    return (x0, by, x1 - x0, bh)
+
+
 def _longest_run(flags: np.ndarray) -> tuple[int, int]:
     """Start and length of the longest run of True in ``flags`` ((0, 0) when there is none)."""
     padded = np.concatenate(([False], flags, [False])).astype(np.int8)
@@ -195,11 +234,16 @@ def _box_region(bar: tuple[int, int, int, int], other: np.ndarray) -> tuple[int,
     return _pad((x, y, w, h), 1, other.shape)
 
 
-def _label_region(bar: tuple[int, int, int, int], cls: np.ndarray) -> tuple[int, ...]:
-    """The bar and the pixels of its value near it (the label), padded, as (x, y, w, h)."""
+def _label_region(
+    bar: tuple[int, int, int, int], cls: np.ndarray, vertical: bool = False
+) -> tuple[int, ...]:
+    """The bar and the pixels of its value near it (the label), padded, as (x, y, w, h).
+
+    ``vertical``: ``cls`` is the transposed picture of a vertical bar, whose label (written
+    across it, as labels are) reaches farther to its sides: half the bar's length."""
     bx, by, bw, bh = bar
     h_img, w_img = cls.shape
-    reach = 6 * bh + 8
+    reach = max(6 * bh + 8, bw // 2) if vertical else 6 * bh + 8
     x0, x1 = max(bx - bw // 2, 0), min(bx + bw + bw // 2, w_img)
     y0, y1 = max(by - reach, 0), min(by + bh + reach, h_img)
     window = cls[y0:y1, x0:x1]

@@ -99,8 +99,8 @@ class Settings:
         Off by default: ``analyze`` then only warns, with the region to give.
     ignore_scale_bar : bool
         Look for a scale bar burned into each image (:func:`antema_fast._scalebar.find_scale_bar`:
-        a solid horizontal rectangle at the image's darkest or brightest value, away from the
-        border) and, where one is found, ignore it and its label as one more of
+        a solid horizontal or vertical rectangle at the image's darkest or brightest value, away
+        from the border) and, where one is found, ignore it and its label as one more of
         :attr:`ignore_regions`. Off by default: ``analyze`` then only warns, with the region.
     scale_bar_nm : float or None
         What the burned-in scale bars of exported pictures stand for, in nm (the number on

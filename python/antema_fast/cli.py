@@ -186,8 +186,8 @@ def _add_analyze_arguments(p: argparse.ArgumentParser) -> None:
         "--ignore-scale-bar",
         action="store_true",
         default=None,
-        help="find a scale bar burned into each image (a solid horizontal bar at the image's "
-        "darkest or brightest value, with its label) and ignore it as with --ignore-region "
+        help="find a scale bar burned into each image (a solid horizontal or vertical bar at the "
+        "image's darkest or brightest value, with its label) and ignore it as with --ignore-region "
         "(default: only warn)",
     )
     g.add_argument(

@@ -619,8 +619,8 @@ def calibrate_by_scale_bar(
             raise ValueError(
                 f"{where}: no pixel size: the file has no calibration, and no burned-in scale "
                 f"bar was found to give it from scale_bar_nm={scale_bar_nm:g} (a solid "
-                "horizontal bar at the image's darkest or brightest value, away from the "
-                "border, at least 25 px long); give the pixel size with pixel_size_nm=… "
+                "horizontal or vertical bar at the image's darkest or brightest value, away from "
+                "the border, at least 25 px long); give the pixel size with pixel_size_nm=… "
                 "(command line: --pixel-size NM)"
             )
         return micrograph, rec
@@ -870,7 +870,8 @@ def _check_scale_bar(
         f"rectangle at the image's {colour} value): it and its label are segmented and may be "
         f"measured as particles. If it is one, leave it out with --ignore-region {x},{y},{w},{h} "
         f"(Settings(ignore_regions=(({x}, {y}, {w}, {h}),))) or --ignore-scale-bar; its label's "
-        f"length in nm divided by {bw} is the pixel size it gives, to check the calibration"
+        f"length in nm divided by {bar['length_px']} is the pixel size it gives, to check the "
+        "calibration (--scale-bar-nm NM does both)"
     )
 
 

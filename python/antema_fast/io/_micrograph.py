@@ -283,8 +283,8 @@ def _grey_with_marks(
     said = ""
     if bar is not None:
         found["colour_scale_bar"] = bar
-        x, y, w, _ = bar["bar"]
-        said = f"; one is a scale bar {w} px long (column {x}, row {y})"
+        x, y = bar["bar"][:2]
+        said = f"; one is a scale bar {bar['length_px']} px long (column {x}, row {y})"
     a = colour[..., 0].copy()
     a[coloured] = np.median(a[grey]).astype(a.dtype)
     listed = ", ".join(f"({x}, {y}, {w}, {h})" for x, y, w, h in rects)

@@ -252,7 +252,8 @@ def _scale_bar_hint(signal: Signal) -> str:
         return ""
     if bar is None:
         return ""
-    x, y, w, _ = bar["bar"]
+    x, y = bar["bar"][:2]
+    w = bar["length_px"]
     return (
         f". A scale bar {w} px long seems burned into the image (column {x}, row {y}): the "
         f"pixel size is the length on its label, in nm, divided by {w}: give that length with "
