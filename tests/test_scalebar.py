@@ -88,7 +88,7 @@ def test_a_burned_bar_and_its_label_are_found(colour, regime, compress) -> None:
     found = find_scale_bar(barred)
     assert found is not None
     bx, by, bw, bh = found["bar"]
-    assert abs(bx - x) <= 1 and abs(by - y) <= 1 and abs(bw - 120) <= 4 and abs(bh - 6) <= 1
+    assert abs(bx - x) <= 1 and abs(by - y) <= 1 and abs(bw - 120) <= 1 and abs(bh - 6) <= 1
     assert found["value"] == ("max" if colour == 255 else "min")
     assert covers(found["region"], rect)
     assert find_scale_bar(jpeg(img) if compress else img) is None
@@ -114,10 +114,25 @@ def test_a_vertical_bar_and_its_label_are_found(colour, compress) -> None:
     found = find_scale_bar(barred)
     assert found is not None and found["orientation"] == "vertical"
     fx, fy, fw, fh = found["bar"]
-    assert abs(fx - bx) <= 1 and abs(fy - by) <= 1 and abs(fw - 6) <= 1 and abs(fh - 120) <= 4
-    assert abs(found["length_px"] - 120) <= 4
+    assert abs(fx - bx) <= 1 and abs(fy - by) <= 1 and abs(fw - 6) <= 1 and abs(fh - 120) <= 1
+    assert abs(found["length_px"] - 120) <= 1
     rect = (min(bx, tx), min(by, ty - th - 1), max(bx + 6, tx + tw), max(by + 120, ty + 2))
     assert covers(found["region"], rect)
+
+
+def test_the_length_of_a_thin_bar_survives_jpeg() -> None:
+    """JPEG moves single pixels of a 3-px bar past the narrow tolerance; a column left one
+    third full used to end the bar (109 px measured as 75), which --scale-bar-nm turns into a
+    pixel size 45 % off. Lengths are within 1 px on these fields."""
+    errors = []
+    for k in range(12):
+        img = export(7000 + k, synth.REGIMES[k % 5], size=512)
+        x, y = clear_spot(img, 109, 3)
+        barred, _ = burn(img, x, y, 109, 3, 0 if k % 2 else 255)
+        found = find_scale_bar(jpeg(barred, 85))
+        assert found is not None, k
+        errors.append(found["length_px"] - 109)
+    assert max(abs(e) for e in errors) <= 1, errors
 
 
 def test_a_bar_merged_into_a_particle_is_not_found() -> None:

@@ -23,7 +23,10 @@ because a silent exclusion of specimen would be worse than the warning missing:
   :data:`MIN_ASPECT` times longer than thick, at most 60 % of the width and 8 % of the height,
   and it does not touch the image border (an edge strip is a data bar or padding,
   :mod:`antema_fast._databar`);
-* it stands out: at most :data:`MAX_RING_SHARE` of the pixels around its box have its value.
+* it stands out: at most :data:`MAX_RING_SHARE` of the pixels around its box have its value,
+  and no row within twice its thickness plus 6 px above or below it is
+  :data:`MAX_PARALLEL_FILL` filled along its length (lattice fringes clipped at the picture's
+  extremes are sets of such parallel lines).
 
 The label is what has the bar's value near it: within a window that reaches half the bar's
 length to each side and six bar thicknesses plus 8 px up and down, components of at least 3
@@ -55,6 +58,8 @@ MIN_LENGTH = 25
 MIN_ASPECT = 6.0
 MAX_RING_SHARE = 0.1
 MIN_LABEL_PX = 3
+MAX_PARALLEL_FILL = 0.6
+MAX_GAP = 2
 
 
 def find_scale_bar(image: Any) -> dict[str, Any] | None:
@@ -107,12 +112,10 @@ def find_scale_bar(image: Any) -> dict[str, Any] | None:
         return None
     # the longest; between equally long ones the horizontal (the usual orientation)
     _, _, name, vertical, bar, cls, other = max(found, key=lambda f: (f[0], f[1]))
-    if tolerance < VALUE_TOLERANCES[-1]:
-        # JPEG moves a few of the bar's pixels past the narrow tolerance, and one such pixel in
-        # a column ends the run of full columns: the ends are measured with the wide one
-        low, high = _bounds(d, lo, hi, VALUE_TOLERANCES[-1])
-        loose = d >= high if name == "max" else d <= low
-        bar = _extended(bar, np.ascontiguousarray(loose.T) if vertical else loose)
+    # JPEG moves single pixels of a bar past the tolerance, and one such column ends the run of
+    # full columns early: the ends are measured on the bar's mean profile instead
+    tol = VALUE_TOLERANCES[-1] * (float(hi) - float(lo))
+    bar = _extended(bar, np.ascontiguousarray(d.T) if vertical else d, tol)
     region = _box_region(bar, other) or _label_region(bar, cls, vertical)
     if vertical:
         bar, region = _transposed(bar), _transposed(region)
@@ -164,8 +167,10 @@ def _longest_bar(cls: np.ndarray) -> tuple[int, int, int, int] | None:
         own = labels[by : by + bh, bx : bx + bw] == i + 1
         bx, by = bx + ox, by + oy
         # the longest run of full columns: a bar drawn into a dark particle ends where the
-        # particle's pixels stop filling its rows
-        start, run = _longest_run(own.mean(axis=0) >= MIN_LINE_FILL)
+        # particle's pixels stop filling its rows (a column or two that JPEG left half full
+        # between full ones do not end it)
+        fill = own.mean(axis=0)
+        start, run = _longest_run(_bridged(fill >= MIN_LINE_FILL, fill >= 0.5, MAX_GAP))
         bx, bw = bx + start, run
         own = own[:, start : start + run]
         if not (
@@ -184,22 +189,69 @@ def _longest_bar(cls: np.ndarray) -> tuple[int, int, int, int] | None:
         ring[1:-1, 1:-1] = False
         if ring.sum() > MAX_RING_SHARE * 2 * (bw + bh + 2):
             continue
+        if _has_parallel_line(cls, (bx, by, bw, bh)):
+            continue
         if best is None or bw > best[2]:
             best = (bx, by, bw, bh)
     return best
 
 
-def _extended(bar: tuple[int, int, int, int], cls: np.ndarray) -> tuple[int, int, int, int]:
-    """``bar`` (x, y, w, h) lengthened at each end over the columns of ``cls`` that fill at
-    least :data:`MIN_LINE_FILL` of its rows, without reaching the border."""
+def _has_parallel_line(cls: np.ndarray, bar: tuple[int, int, int, int]) -> bool:
+    """Whether a line parallel to the bar (x, y, w, h) runs within ``2 * h + 6`` px above or
+    below it: rows of ``cls`` that cover :data:`MAX_PARALLEL_FILL` of the bar's columns, at
+    most twice as thick as the bar, with rows that do not on both sides. Then the bar is one of
+    several parallel lines (lattice fringes clipped in an HRTEM picture), not a bar that stands
+    alone. A label's letters fill much less of any row, and a background of the bar's colour
+    beyond a box it is drawn on is no line (it goes on past the band)."""
     bx, by, bw, bh = bar
-    full = cls[by : by + bh].mean(axis=0) >= MIN_LINE_FILL
+    reach = 2 * bh + 6
+    # each band ordered from the bar outwards
+    above = cls[max(by - reach, 0) : max(by - 1, 0), bx : bx + bw][::-1]
+    below = cls[by + bh + 1 : by + bh + reach, bx : bx + bw]
+    for band in (above, below):
+        if not band.size:
+            continue
+        full = band.mean(axis=1) >= MAX_PARALLEL_FILL
+        padded = np.concatenate(([False], full, [True]))  # a run reaching the far end goes on
+        edges = np.flatnonzero(np.diff(padded.astype(np.int8)))
+        for start, stop in zip(edges[::2], edges[1::2], strict=False):
+            if stop < len(full) and stop - start <= max(2 * bh, 3):
+                return True
+    return False
+
+
+def _extended(
+    bar: tuple[int, int, int, int], d: np.ndarray, tolerance: float
+) -> tuple[int, int, int, int]:
+    """``bar`` (x, y, w, h) lengthened at each end over the columns whose mean over the bar's
+    rows lies within ``tolerance`` (in the image's units) of the bar's level (the median of
+    that mean over the bar), without reaching the border; gaps of up to :data:`MAX_GAP`
+    columns do not end it. The mean over the rows averages out the single pixels JPEG moves."""
+    bx, by, bw, bh = bar
+    w_img = d.shape[1]
+    profile = d[by : by + bh].astype(np.float64).mean(axis=0)
+    level = float(np.median(profile[bx : bx + bw]))
+    near = np.abs(profile - level) <= tolerance
+    near[bx : bx + bw] = True
+    near = _bridged(near, np.ones_like(near), MAX_GAP)
     x0, x1 = bx, bx + bw  # [x0, x1)
-    while x0 - 1 > 0 and full[x0 - 1]:
+    while x0 - 1 > 0 and near[x0 - 1]:
         x0 -= 1
-    while x1 < cls.shape[1] - 1 and full[x1]:
+    while x1 < w_img - 1 and near[x1]:
         x1 += 1
     return (x0, by, x1 - x0, bh)
+
+
+def _bridged(flags: np.ndarray, weak: np.ndarray, gap: int) -> np.ndarray:
+    """``flags`` with each run of at most ``gap`` False between two True set True where
+    ``weak`` holds all along it."""
+    out = flags.copy()
+    padded = np.concatenate(([True], flags, [True])).astype(np.int8)
+    edges = np.flatnonzero(np.diff(padded))  # falls and rises, in pairs: the runs of False
+    for a, b in zip(edges[::2], edges[1::2], strict=False):
+        if 0 < a and b < len(flags) and b - a <= gap and weak[a:b].all():
+            out[a:b] = True
+    return out
 
 
 def _longest_run(flags: np.ndarray) -> tuple[int, int]:
