@@ -115,7 +115,7 @@ def find_scale_bar(image: Any) -> dict[str, Any] | None:
     # JPEG moves single pixels of a bar past the tolerance, and one such column ends the run of
     # full columns early: the ends are measured on the bar's mean profile instead
     tol = VALUE_TOLERANCES[-1] * (float(hi) - float(lo))
-    bar = _extended(bar, np.ascontiguousarray(d.T) if vertical else d, tol)
+    bar = _extended(bar, np.ascontiguousarray(d.T) if vertical else d, cls, tol)
     region = _box_region(bar, other) or _label_region(bar, cls, vertical)
     if vertical:
         bar, region = _transposed(bar), _transposed(region)
@@ -221,24 +221,29 @@ def _has_parallel_line(cls: np.ndarray, bar: tuple[int, int, int, int]) -> bool:
 
 
 def _extended(
-    bar: tuple[int, int, int, int], d: np.ndarray, tolerance: float
+    bar: tuple[int, int, int, int], d: np.ndarray, cls: np.ndarray, tolerance: float
 ) -> tuple[int, int, int, int]:
     """``bar`` (x, y, w, h) lengthened at each end over the columns whose mean over the bar's
     rows lies within ``tolerance`` (in the image's units) of the bar's level (the median of
-    that mean over the bar), without reaching the border; gaps of up to :data:`MAX_GAP`
-    columns do not end it. The mean over the rows averages out the single pixels JPEG moves."""
+    that mean over the bar) and that are at least half in ``cls`` (the bar's class), gaps of up
+    to :data:`MAX_GAP` columns bridged: the mean over the rows averages out the single pixels
+    JPEG moves. Where that reaches the border, the bar ran into a background of its value, and
+    ``bar`` is returned as it was."""
     bx, by, bw, bh = bar
     w_img = d.shape[1]
-    profile = d[by : by + bh].astype(np.float64).mean(axis=0)
+    rows = slice(by, by + bh)
+    profile = d[rows].astype(np.float64).mean(axis=0)
     level = float(np.median(profile[bx : bx + bw]))
-    near = np.abs(profile - level) <= tolerance
+    near = (np.abs(profile - level) <= tolerance) & (cls[rows].mean(axis=0) >= 0.5)
     near[bx : bx + bw] = True
-    near = _bridged(near, np.ones_like(near), MAX_GAP)
+    near = _bridged(near, np.abs(profile - level) <= tolerance, MAX_GAP)
     x0, x1 = bx, bx + bw  # [x0, x1)
-    while x0 - 1 > 0 and near[x0 - 1]:
+    while x0 > 0 and near[x0 - 1]:
         x0 -= 1
-    while x1 < w_img - 1 and near[x1]:
+    while x1 < w_img and near[x1]:
         x1 += 1
+    if x0 == 0 or x1 == w_img:
+        return bar
     return (x0, by, x1 - x0, bh)
 
 
