@@ -128,7 +128,7 @@ def find_scale_bar(image: Any) -> dict[str, Any] | None:
     }
 
 
-def _transposed(rect: tuple[int, ...]) -> tuple[int, ...]:
+def _transposed(rect: tuple[int, ...]) -> tuple[int, int, int, int]:
     """``(x, y, w, h)`` of the transposed picture in the picture's own coordinates."""
     x, y, w, h = rect
     return (y, x, h, w)
@@ -212,9 +212,7 @@ def _has_parallel_line(cls: np.ndarray, bar: tuple[int, int, int, int]) -> bool:
         if not band.size:
             continue
         full = band.mean(axis=1) >= MAX_PARALLEL_FILL
-        padded = np.concatenate(([False], full, [True]))  # a run reaching the far end goes on
-        edges = np.flatnonzero(np.diff(padded.astype(np.int8)))
-        for start, stop in zip(edges[::2], edges[1::2], strict=False):
+        for start, stop in _runs(full):  # a run reaching the band's far end goes on beyond it
             if stop < len(full) and stop - start <= max(2 * bh, 3):
                 return True
     return False
@@ -234,9 +232,10 @@ def _extended(
     rows = slice(by, by + bh)
     profile = d[rows].astype(np.float64).mean(axis=0)
     level = float(np.median(profile[bx : bx + bw]))
-    near = (np.abs(profile - level) <= tolerance) & (cls[rows].mean(axis=0) >= 0.5)
+    close = np.abs(profile - level) <= tolerance
+    near = close & (cls[rows].mean(axis=0) >= 0.5)
     near[bx : bx + bw] = True
-    near = _bridged(near, np.abs(profile - level) <= tolerance, MAX_GAP)
+    near = _bridged(near, close, MAX_GAP)
     x0, x1 = bx, bx + bw  # [x0, x1)
     while x0 > 0 and near[x0 - 1]:
         x0 -= 1
@@ -251,23 +250,25 @@ def _bridged(flags: np.ndarray, weak: np.ndarray, gap: int) -> np.ndarray:
     """``flags`` with each run of at most ``gap`` False between two True set True where
     ``weak`` holds all along it."""
     out = flags.copy()
-    padded = np.concatenate(([True], flags, [True])).astype(np.int8)
-    edges = np.flatnonzero(np.diff(padded))  # falls and rises, in pairs: the runs of False
-    for a, b in zip(edges[::2], edges[1::2], strict=False):
+    for a, b in _runs(~flags):
         if 0 < a and b < len(flags) and b - a <= gap and weak[a:b].all():
             out[a:b] = True
     return out
 
 
+def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
+    """``(start, stop)`` of each run of True in ``flags``, ``flags[start:stop]`` all True."""
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], flags.astype(np.int8), [0]))))
+    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
+
+
 def _longest_run(flags: np.ndarray) -> tuple[int, int]:
     """Start and length of the longest run of True in ``flags`` ((0, 0) when there is none)."""
-    padded = np.concatenate(([False], flags, [False])).astype(np.int8)
-    edges = np.flatnonzero(np.diff(padded))
-    starts, ends = edges[::2], edges[1::2]
-    if len(starts) == 0:
+    runs = _runs(flags)
+    if not runs:
         return 0, 0
-    k = int(np.argmax(ends - starts))
-    return int(starts[k]), int(ends[k] - starts[k])
+    start, stop = max(runs, key=lambda r: r[1] - r[0])
+    return start, stop - start
 
 
 def _box_region(bar: tuple[int, int, int, int], other: np.ndarray) -> tuple[int, ...] | None:

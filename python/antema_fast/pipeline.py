@@ -547,28 +547,31 @@ def segmentation_input(image: Any, settings: Settings, where: Any = None) -> np.
     return out
 
 
-def find_overlays(image: Any, colour_marks: Sequence[Sequence[int]] = ()) -> dict[str, Any]:
+def find_overlays(image: Any) -> dict[str, Any]:
     """What is drawn over ``image`` rather than imaged: its data bar
     (:func:`antema_fast._databar.find_data_bar`) and burned-in scale bar
-    (:func:`antema_fast._scalebar.find_scale_bar`), each None where there is none, and the
-    rectangles of the coloured marks the reader took out of the picture
-    (``Micrograph.metadata["colour_marks"]``, given as ``colour_marks``). Found once per image,
-    for :func:`image_settings` and the warnings of :func:`finish`."""
+    (:func:`antema_fast._scalebar.find_scale_bar`), each None where there is none, and
+    ``colour_marks`` (none in an array: :func:`micrograph_overlays` adds those its reader took
+    out). Found once per image, for :func:`image_settings` and the warnings of :func:`finish`."""
     from ._databar import find_data_bar
     from ._scalebar import find_scale_bar
 
     return {
         "data_bar": find_data_bar(image),
         "scale_bar": find_scale_bar(image),
-        "colour_marks": tuple(tuple(int(v) for v in r) for r in colour_marks),
+        "colour_marks": (),
     }
 
 
 def micrograph_overlays(micrograph: Any) -> dict[str, Any]:
-    """:func:`find_overlays` of a :class:`Micrograph`, with the coloured marks its reader found
-    (and, where the grey picture has no scale bar, the coloured one among them)."""
+    """:func:`find_overlays` of a :class:`Micrograph`, with the rectangles of the coloured marks
+    its reader took out of the picture (``metadata["colour_marks"]``) and, where the grey picture
+    has no scale bar, the coloured one among them."""
     metadata = getattr(micrograph, "metadata", {})
-    found = find_overlays(micrograph.data, metadata.get("colour_marks", ()))
+    found = find_overlays(micrograph.data)
+    found["colour_marks"] = tuple(
+        tuple(int(v) for v in r) for r in metadata.get("colour_marks", ())
+    )
     if found["scale_bar"] is None and metadata.get("colour_scale_bar") is not None:
         found["scale_bar"] = metadata["colour_scale_bar"]
     return found

@@ -247,6 +247,11 @@ def colour_message(label: str, channels: int, coloured: np.ndarray) -> str:
     )
 
 
+def coloured_pixels(rgb: np.ndarray) -> np.ndarray:
+    """Where the three channels of ``rgb`` (rows × columns × 3) differ: not grey."""
+    return (rgb[..., 0] != rgb[..., 1]) | (rgb[..., 0] != rgb[..., 2])
+
+
 def _coloured_bar(coloured: np.ndarray) -> dict[str, Any] | None:
     """The scale bar among coloured marks (:func:`antema_fast._scalebar.find_scale_bar` of the
     coloured pixels), only where it stands alone: a bar that is part of a larger coloured shape
@@ -319,7 +324,7 @@ def normalise_image(
     a = np.asarray(data)
     if a.ndim == 3 and a.shape[-1] in (3, 4) and a.shape[0] > 1 and a.shape[1] > 1:
         colour = a[..., :3]
-        grey = (colour[..., 0] == colour[..., 1]) & (colour[..., 0] == colour[..., 2])
+        grey = ~coloured_pixels(colour)
         if grey.all():
             a = colour[..., 0]
         else:

@@ -237,12 +237,12 @@ def _scale_bar_hint(signal: Signal) -> str:
     try:
         frame = np.asarray(signal.read_frame(0))
         from .._scalebar import find_scale_bar
-        from ._micrograph import _coloured_bar
+        from ._micrograph import _coloured_bar, coloured_pixels
 
         bar = None
         if frame.ndim == 3:  # RGB(A): a grey picture has equal channels, a bar keeps its value
             rgb = frame[..., :3]
-            coloured = (rgb[..., 0] != rgb[..., 1]) | (rgb[..., 0] != rgb[..., 2])
+            coloured = coloured_pixels(rgb)
             if coloured.any():  # a coloured bar among coloured marks
                 bar = _coloured_bar(coloured)
             frame = rgb.mean(axis=2)
