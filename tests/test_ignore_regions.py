@@ -232,3 +232,42 @@ def test_cli_ignore_region_reaches_tables_manifest_and_pictures(tmp_path) -> Non
 def test_cli_refuses_a_malformed_region(capsys) -> None:
     assert cli_main(["analyze", "x.tif", "-o", "o", "--ignore-region", "1,2,3"]) == 2
     assert "X,Y,W,H" in capsys.readouterr().err
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_non_finite_pixels_are_left_out_like_given_regions(tmp_path) -> None:
+    """A float TIFF whose left columns and a spot are NaN (an aligned frame with a masked
+    defect): analyze, the command line and stream give the table of the filled picture with
+    those rectangles given by hand, and the provenance names them; particles cut by the NaN
+    strip are excluded as at the border, not measured as halves."""
+    import tifffile
+
+    _, clean, _ = field()
+    data = clean.astype(np.float32)
+    data[:, :35] = np.nan  # cuts the discs at x = 30 and 40
+    data[140:143, 120:122] = np.nan
+    tifffile.imwrite(tmp_path / "nan.tif", data)
+    mg = af.io.read(tmp_path / "nan.tif", pixel_size_nm=S)
+    regions = mg.metadata["non_finite_regions"]
+    assert regions[0] == (0, 0, 35, 200) and len(regions) == 2
+    st = Settings(backend="threshold", check_scale=False)
+    got = af.analyze(tmp_path / "nan.tif", pixel_size_nm=S, settings=st)
+    ref = af.analyze(mg.data, pixel_size_nm=S, settings=st.replace(ignore_regions=tuple(regions)))
+    cols = [c for c in ref.table.columns if c != "image"]
+    assert len(ref.table) >= 5
+    pd.testing.assert_frame_equal(got.table[cols], ref.table[cols])
+    assert (got.table["bbox_col_min"] > 35).all()  # the discs at x = 30 and 40 are cut
+    q = got.provenance["quality"]
+    assert q["non_finite_regions"] == [list(r) for r in regions]
+    assert q["ignored_regions_used"] == [list(r) for r in regions]
+    assert got.counts.get("ignored_region", 0) >= 1
+
+    out = tmp_path / "out"
+    args = ["analyze", str(tmp_path / "nan.tif"), "-o", str(out), "--pixel-size", str(S)]
+    assert cli_main([*args, "--backend", "threshold", "--no-scale-check", "--quiet"]) == 0
+    assert len(pd.read_csv(out / "nan" / "particles.csv")) == len(ref.table)
+
+    fr = next(iter(stream([mg], settings=st)))
+    pd.testing.assert_frame_equal(
+        fr.table[cols].reset_index(drop=True), ref.table[cols].reset_index(drop=True)
+    )

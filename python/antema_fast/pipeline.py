@@ -461,9 +461,9 @@ def finish(
 
     if overlays is None:
         overlays = micrograph_overlays(micrograph)
-    # the coloured marks the reader took out are left out whoever calls (image_settings has
-    # added them already where analyze or stream call)
-    settings = _with_regions(settings, overlays.get("colour_marks", ()))
+    # the coloured marks and non-finite pixels the reader took out are left out whoever calls
+    # (image_settings has added them already where analyze or stream call)
+    settings = _with_regions(settings, _reader_regions(overlays))
     ignored = settings.ignored_mask(mask.shape)
     if ignored is not None:  # nothing there is specimen (Settings.ignore_regions)
         mask = mask.astype(bool) & ~ignored
@@ -483,7 +483,8 @@ def finish(
     counts = {str(k): int(v) for k, v in dict(pp.counts).items()}
     provenance = _provenance(micrograph, segmentation, settings, segmenter_info)
     provenance["quality"] = quality(mask, pp.particles, table, counts, settings, s)
-    provenance["quality"]["colour_marks"] = [list(r) for r in overlays.get("colour_marks", ())]
+    for key in READER_REGIONS:
+        provenance["quality"][key] = [list(r) for r in overlays.get(key, ())]
     _check_data_bar(provenance["quality"], overlays["data_bar"], ignored)
     _check_scale_bar(provenance["quality"], overlays["scale_bar"], mask.shape[0], ignored)
     return AnalysisResult(
@@ -547,31 +548,44 @@ def segmentation_input(image: Any, settings: Settings, where: Any = None) -> np.
     return out
 
 
+#: What a reader takes out of a picture and the analysis leaves out, as ignored regions
+#: (``Micrograph.metadata`` keys): coloured marks on a grey micrograph
+#: (:func:`antema_fast.io._micrograph.colour_marks`) and non-finite pixels
+#: (:func:`antema_fast.io._micrograph.non_finite_regions`).
+READER_REGIONS = ("colour_marks", "non_finite_regions")
+
+
+def _reader_regions(overlays: Mapping[str, Any] | None) -> list[tuple[int, int, int, int]]:
+    """The rectangles of :data:`READER_REGIONS` in ``overlays``."""
+    return [r for key in READER_REGIONS for r in (overlays or {}).get(key, ())]
+
+
 def find_overlays(image: Any) -> dict[str, Any]:
     """What is drawn over ``image`` rather than imaged: its data bar
     (:func:`antema_fast._databar.find_data_bar`) and burned-in scale bar
     (:func:`antema_fast._scalebar.find_scale_bar`), each None where there is none, and
-    ``colour_marks`` (none in an array: :func:`micrograph_overlays` adds those its reader took
-    out). Found once per image, for :func:`image_settings` and the warnings of :func:`finish`."""
+    ``colour_marks`` and ``non_finite_regions`` (none in an array: :func:`micrograph_overlays`
+    adds those its reader took out). Found once per image, for :func:`image_settings` and the
+    warnings of :func:`finish`."""
     from ._databar import find_data_bar
     from ._scalebar import find_scale_bar
 
     return {
         "data_bar": find_data_bar(image),
         "scale_bar": find_scale_bar(image),
-        "colour_marks": (),
+        **{key: () for key in READER_REGIONS},
     }
 
 
 def micrograph_overlays(micrograph: Any) -> dict[str, Any]:
     """:func:`find_overlays` of a :class:`Micrograph`, with the rectangles of the coloured marks
-    its reader took out of the picture (``metadata["colour_marks"]``) and, where the grey picture
-    has no scale bar, the coloured one among them."""
+    and non-finite pixels its reader took out of the picture (``metadata["colour_marks"]``,
+    ``metadata["non_finite_regions"]``) and, where the grey picture has no scale bar, the
+    coloured one among the marks."""
     metadata = getattr(micrograph, "metadata", {})
     found = find_overlays(micrograph.data)
-    found["colour_marks"] = tuple(
-        tuple(int(v) for v in r) for r in metadata.get("colour_marks", ())
-    )
+    for key in READER_REGIONS:
+        found[key] = tuple(tuple(int(v) for v in r) for r in metadata.get(key, ()))
     if found["scale_bar"] is None and metadata.get("colour_scale_bar") is not None:
         found["scale_bar"] = metadata["colour_scale_bar"]
     return found
@@ -580,14 +594,15 @@ def micrograph_overlays(micrograph: Any) -> dict[str, Any]:
 def image_settings(
     image: Any, settings: Settings, overlays: Mapping[str, Any] | None = None
 ) -> Settings:
-    """``settings`` for one image: the coloured marks the reader took out of it (in
+    """``settings`` for one image: the coloured marks and non-finite pixels the reader took
+    out of it (in
     ``overlays``, :func:`find_overlays`) and, with ``ignore_data_bar`` and ``ignore_scale_bar``,
     the data bar and the burned-in scale bar found in it (if any) added to ``ignore_regions``;
     otherwise ``settings`` itself."""
     wanted = [k for k in ("data_bar", "scale_bar") if getattr(settings, f"ignore_{k}")]
     if settings.scale_bar_nm is not None and "scale_bar" not in wanted:
         wanted.append("scale_bar")  # a bar the caller says is one is not specimen
-    regions = list((overlays or {}).get("colour_marks", ()))
+    regions = _reader_regions(overlays)
     if wanted:
         found = overlays if overlays is not None else find_overlays(image)
         regions += [found[k]["region"] for k in wanted if found[k] is not None]

@@ -364,6 +364,50 @@ def test_nan_pixels_are_refused_with_count(tmp_path: pathlib.Path) -> None:
         read(f, pixel_size_nm=1.0)
 
 
+def test_non_finite_edges_and_dead_pixels_are_filled_and_named(tmp_path: pathlib.Path) -> None:
+    """A float frame as an alignment leaves it (NaN columns on the left, rows at the bottom) with
+    two dead pixels: read with them set to the median of the rest, and their rectangles in the
+    metadata and a warning, for the analysis to leave out; the finite pixels are unchanged."""
+    data = _image((60, 80), "float32")
+    bad = np.zeros(data.shape, bool)
+    bad[:, :5] = bad[57:] = True
+    bad[20, 40] = bad[21, 41] = True
+    data[bad] = np.nan
+    data[20, 40] = np.inf
+    f = tmp_path / "aligned.tif"
+    tifffile.imwrite(f, data)
+    with pytest.warns(DataConversionWarning, match=r"aligned\.tif: 527 of 4800 pixels are NaN"):
+        m = read(f, pixel_size_nm=1.0)
+    assert m.metadata["non_finite_regions"] == [(0, 57, 80, 3), (0, 0, 5, 60), (37, 17, 8, 8)]
+    assert np.isfinite(m.data).all()
+    np.testing.assert_array_equal(m.data[~bad], data[~bad])
+    assert (m.data[bad] == np.median(data[~bad])).all()
+    # the same through an array
+    with pytest.warns(DataConversionWarning, match="NaN or infinite"):
+        a = antema_fast.Micrograph.from_array(data, 1.0)
+    assert a.metadata["non_finite_regions"] == m.metadata["non_finite_regions"]
+
+
+@pytest.mark.parametrize(
+    "where",
+    ["all", "scattered", "strips-leave-too-little"],
+)
+def test_non_finite_pixels_that_are_not_regions_are_refused(
+    tmp_path: pathlib.Path, where: str
+) -> None:
+    data = _image((60, 80), "float32")
+    if where == "all":
+        data[:] = np.nan
+    elif where == "scattered":
+        data[::5, ::5] = np.nan
+    else:
+        data[:, :70] = np.nan  # 10 columns left
+    f = tmp_path / "bad.tif"
+    tifffile.imwrite(f, data)
+    with pytest.raises(ReadError, match=r"bad\.tif: [0-9]+ of 4800 pixels are NaN or infinite"):
+        read(f, pixel_size_nm=1.0)
+
+
 def test_complex_data_becomes_modulus_with_warning(tmp_path: pathlib.Path) -> None:
     data = (RNG.normal(size=(6, 7)) + 1j * RNG.normal(size=(6, 7))).astype(np.complex64)
     f = tmp_path / "complex.tif"

@@ -191,7 +191,8 @@ COLOUR_MARK_REACH = 3
 
 def colour_marks(coloured: np.ndarray) -> list[tuple[int, int, int, int]] | None:
     """The rectangles ``(x, y, width, height)`` that hold the coloured pixels of a grey
-    micrograph's marks (a scale bar, its label, arrows, letters), or None where they are not
+    micrograph's marks (a scale bar, its label, arrows, letters; also the non-finite pixels
+    left inside a picture, :func:`non_finite_regions`), or None where they are not
     marks: more than :data:`COLOUR_MARK_SHARE` of the pixels, more than
     :data:`COLOUR_MARK_GROUPS` groups, or groups whose rectangles cover more than
     :data:`COLOUR_MARK_AREA` of the picture.
@@ -304,6 +305,97 @@ def _grey_with_marks(
     return a, found
 
 
+#: The finite part of a picture with non-finite edge strips must be at least this many px wide
+#: and high (:func:`non_finite_regions`).
+MIN_FINITE_SIDE = 16
+
+
+def _edge_run(full: np.ndarray) -> tuple[int, int]:
+    """How many leading and trailing entries of the boolean vector ``full`` are True."""
+    n = full.size
+    lead = int(np.argmin(full)) if not full.all() else n
+    trail = int(np.argmin(full[::-1])) if not full.all() else n
+    return lead, trail
+
+
+def non_finite_regions(bad: np.ndarray) -> list[tuple[int, int, int, int]] | None:
+    """The rectangles ``(x, y, width, height)`` that hold the non-finite (NaN, inf) pixels
+    ``bad`` of a picture, or None where they cannot be left out as a few rectangles.
+
+    Whole rows and columns at the edges (the fill of a drift-corrected or aligned frame:
+    ``hyperspy``'s ``align2D`` fills with NaN, kept with ``crop=False`` or ``expand=True``)
+    become strips along those edges, provided at least :data:`MIN_FINITE_SIDE` ×
+    :data:`MIN_FINITE_SIDE` px between them are left; the pixels
+    left over (dead pixels, a masked spot) must be a few small groups, as coloured marks are
+    (:func:`colour_marks`).
+
+    Examples
+    --------
+    >>> bad = np.zeros((100, 80), bool)
+    >>> bad[:, :6] = True           # the left 6 columns of an aligned frame
+    >>> bad[95:] = True             # and its bottom 5 rows
+    >>> bad[40, 50] = True          # one dead pixel
+    >>> non_finite_regions(bad)
+    [(0, 95, 80, 5), (0, 0, 6, 100), (47, 37, 7, 7)]
+    >>> bad[::4, ::4] = True        # NaN all over: not regions to leave out
+    >>> non_finite_regions(bad) is None
+    True
+    """
+    h, w = bad.shape
+    top, bottom = _edge_run(np.all(bad, axis=1))
+    left, right = _edge_run(np.all(bad, axis=0))
+    if h - top - bottom < MIN_FINITE_SIDE or w - left - right < MIN_FINITE_SIDE:
+        return None
+    strips = [
+        (0, 0, w, top),
+        (0, h - bottom, w, bottom),
+        (0, 0, left, h),
+        (w - right, 0, right, h),
+    ]
+    rects = [r for r in strips if r[2] and r[3]]
+    rest = bad.copy()
+    rest[:top] = rest[h - bottom :] = False
+    rest[:, :left] = rest[:, w - right :] = False
+    if rest.any():
+        marks = colour_marks(rest)
+        if marks is None:
+            return None
+        rects += marks
+    return rects
+
+
+def _filled(
+    a: np.ndarray, bad: np.ndarray, label: str, notes: list[tuple[type[Warning], str]]
+) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+    """``a`` with its non-finite pixels ``bad`` set to the median of the others, and their
+    rectangles (:func:`non_finite_regions`), which the analysis leaves out; a
+    :class:`DataConversionWarning` names them. Refused where they are not a few regions."""
+    n = int(np.count_nonzero(bad))
+    regions = non_finite_regions(bad) if n < a.size else None
+    if regions is None:
+        where = (
+            ""
+            if n == a.size
+            else ", not in strips along the edges that leave a picture or in a few small "
+            "groups that could be left out"
+        )
+        raise ReadError(
+            f"{label}: {n} of {a.size} pixels are NaN or infinite{where}; expected finite values"
+        )
+    a = a.copy()
+    a[bad] = np.median(a[~bad])
+    listed = ", ".join(f"({x}, {y}, {w}, {h})" for x, y, w, h in regions)
+    notes.append(
+        (
+            DataConversionWarning,
+            f"{label}: {n} of {a.size} pixels are NaN or infinite (the fill of an aligned frame, "
+            f"dead pixels?); set to the median and left out of the analysis, as ignored regions "
+            f"(x, y, width, height): {listed}",
+        )
+    )
+    return a, regions
+
+
 def normalise_image(
     data: np.ndarray,
     label: str,
@@ -317,9 +409,11 @@ def normalise_image(
     pixels set to the median grey; their rectangles (and a coloured scale bar among them) go
     into ``found``, which the caller adds to the micrograph's metadata (``colour_marks``, which
     the analysis leaves out, and ``colour_scale_bar``). Complex
-    data becomes its modulus (with a :class:`DataConversionWarning`). NaN or inf pixels are
-    refused with their count. ``notes`` receives ``(category, message)`` for every warning to
-    give; the caller issues them (outside any exception translation).
+    data becomes its modulus (with a :class:`DataConversionWarning`). NaN or inf pixels in
+    strips along the edges or a few small groups (:func:`non_finite_regions`) are set to the
+    median, their rectangles into ``found`` (``non_finite_regions``, which the analysis leaves
+    out); others are refused with their count. ``notes`` receives ``(category, message)`` for
+    every warning to give; the caller issues them (outside any exception translation).
     """
     a = np.asarray(data)
     if a.ndim == 3 and a.shape[-1] in (3, 4) and a.shape[0] > 1 and a.shape[1] > 1:
@@ -349,11 +443,10 @@ def normalise_image(
     if a.dtype.byteorder not in ("=", "|"):
         a = a.astype(a.dtype.newbyteorder("="))
     if a.dtype.kind == "f":
-        bad = int(np.count_nonzero(~np.isfinite(a)))
-        if bad:
-            raise ReadError(
-                f"{label}: {bad} of {a.size} pixels are NaN or infinite; expected finite values"
-            )
+        bad = ~np.isfinite(a)
+        if bad.any():
+            a, regions = _filled(a, bad, label, notes)
+            found["non_finite_regions"] = regions
     a = np.ascontiguousarray(a)
     if not a.flags.writeable:
         a = a.copy()
