@@ -77,3 +77,72 @@ def test_cli_evaluate_writes_its_report(tmp_path, capsys) -> None:
     assert rep["model"] == str(SHIPPED) and set(rep["synthetic"]) == {"all", *synth.REGIMES}
     assert len(rep["synthetic"]["all"]["worst_fields"]) == 2
     assert not list(tmp_path.glob("*.tmp*"))  # written whole, no temporary left
+
+
+def _disc_instance(shape, cy, cx, r, s_nm):
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    full = (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
+    rows, cols = np.nonzero(full)
+    bbox = (int(rows.min()), int(cols.min()), int(rows.max()), int(cols.max()))
+    crop = full[bbox[0] : bbox[2] + 1, bbox[1] : bbox[3] + 1]
+    area = int(full.sum())
+    return full, synth.Instance(
+        identity=0,
+        bbox=bbox,
+        mask=crop,
+        area_px=area,
+        equivalent_diameter_nm=2 * np.sqrt(area / np.pi) * s_nm,
+        touches_border=bool(
+            full[0].any() or full[-1].any() or full[:, 0].any() or full[:, -1].any()
+        ),
+    )
+
+
+def test_pipeline_field_counts_and_sizes_against_the_true_particles_inside() -> None:
+    """Three discs, one cut by the border: the analysis of the true mask finds the two inside
+    with their true diameters; a mask that misses one and grows the other by a pixel gives
+    recall 0.5 and a positive diameter bias; a speck is not a particle."""
+    import types
+
+    from antema_fast.train.evaluate import pipeline_field, pipeline_summary
+
+    shape, s_nm = (80, 120), 0.2
+    parts = [_disc_instance(shape, *c, s_nm) for c in ((40, 30, 12), (40, 80, 10), (5, 110, 9))]
+    field = types.SimpleNamespace(pixel_size_nm=s_nm, instances=[i for _, i in parts])
+    truth_mask = parts[0][0] | parts[1][0] | parts[2][0]
+    rec = pipeline_field(truth_mask, field)
+    assert (rec["n_true"], rec["n_measured"], rec["tp"]) == (2, 2, 2)
+    summ = pipeline_summary([rec])
+    assert summ["count_ratio"] == 1 and summ["recall"] == 1 and summ["precision"] == 1
+    assert summ["mean_diameter_bias"] == pytest.approx(0, abs=1e-12)
+    assert summ["matched_diameter_abs_error_median"] == pytest.approx(0, abs=1e-12)
+
+    import cv2
+
+    grown = cv2.dilate(parts[0][0].astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    worse = grown | parts[2][0]
+    worse[70, 100] = True  # a one-pixel speck (0.2 nm): despeckled
+    rec2 = pipeline_field(worse, field)
+    summ2 = pipeline_summary([rec, rec2])
+    assert (rec2["n_true"], rec2["n_measured"], rec2["tp"]) == (2, 1, 1)
+    assert summ2["n_true"] == 4 and summ2["recall"] == pytest.approx(3 / 4)
+    assert summ2["mean_diameter_bias"] > 0
+    assert pipeline_summary([rec2])["matched_diameter_bias_median"] > 0
+    d_grown = rec2["pairs"][0][0] / rec2["pairs"][0][1] - 1
+    assert d_grown == pytest.approx(1 / 12, abs=0.03)  # one pixel on a 12-px radius
+
+
+def test_cli_evaluate_pipeline_reports_model_and_oracle(tmp_path) -> None:
+    from antema_fast.cli import main
+
+    out = tmp_path / "eval.json"
+    args = ["evaluate", str(SHIPPED), "--synthetic", "1", "--timing-size", "0", "--threads", "1"]
+    assert main([*args, "--pipeline", "--json", str(out)]) == 0
+    rep = json.loads(out.read_text())["synthetic"]
+    for key in ("pipeline", "pipeline_oracle"):  # "all" pools the regimes
+        for n in ("n_true", "n_measured"):
+            assert rep["all"][key][n] == sum(rep[r][key][n] for r in synth.REGIMES)
+    assert rep["all"]["pipeline_oracle"]["n_true"] > 0
+    oracle = rep["all"]["pipeline_oracle"]
+    assert oracle["precision"] > 0.9 and 0 < oracle["count_ratio"] <= 1.05
+    assert np.isfinite(rep["all"]["pipeline"]["mean_diameter_bias"])

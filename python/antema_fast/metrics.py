@@ -132,7 +132,8 @@ def _from_label_image(labels: np.ndarray) -> list[_Inst]:
 
 
 def _instances(x: object) -> list[_Inst]:
-    """Accept a label image, a (K, H, W) bool stack, or objects with ``bbox`` + ``mask``."""
+    """Accept a label image, a (K, H, W) bool stack, or objects with ``bbox`` + ``mask`` (or
+    ``bitmap``, as :class:`antema_fast.measure.Particle` has)."""
     if isinstance(x, np.ndarray):
         if x.ndim == 2:
             return _from_label_image(x)
@@ -155,7 +156,8 @@ def _instances(x: object) -> list[_Inst]:
     out = []
     for it in x:  # type: ignore[attr-defined]
         bbox = it.bbox
-        out.append(_Inst(int(bbox[0]), int(bbox[1]), np.asarray(it.mask, dtype=bool)))
+        crop = it.mask if hasattr(it, "mask") else it.bitmap  # measure.Particle: bitmap
+        out.append(_Inst(int(bbox[0]), int(bbox[1]), np.asarray(crop, dtype=bool)))
     return out
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -306,6 +307,74 @@ def _field_record(regime: str, k: int, s: Any, c: np.ndarray) -> dict[str, Any]:
     }
 
 
+def pipeline_field(source: Any, s: Any, settings: Any = None) -> dict[str, Any]:
+    """One synthetic field ``s`` (:class:`antema_fast.synth.SynthImage`) through the analysis,
+    against its true particles that do not touch the border (each its own full mask, overlaps
+    included). ``source`` is a mask, taken through what follows segmentation
+    (:func:`antema_fast.separate.postprocess`: despeckling, border removal, separation,
+    measurement), or the :class:`antema_fast.AnalysisResult` of the field's image (what
+    ``antema analyze`` gives, its scale check and second pass included).
+
+    Returns ``n_true``, ``n_measured``, ``tp`` (one-to-one matches at IoU ≥ 0.5), and the
+    equivalent diameters in nm: ``d_true``, ``d_measured`` (the table's column) and ``pairs``
+    ``(measured, true)`` of the matches. :func:`pipeline_summary` pools them.
+    """
+    from ..separate import postprocess
+
+    res = (
+        postprocess(source, s.pixel_size_nm, settings) if isinstance(source, np.ndarray) else source
+    )
+    truth = [i for i in s.instances if not i.touches_border and i.area_px > 0]
+    matches = M.match_instances(res.particles, truth)
+    d_measured = res.table["equivalent_diameter_nm"].to_numpy(np.float64)
+    d_true = np.array([i.equivalent_diameter_nm for i in truth], np.float64)
+    return {
+        "n_true": len(truth),
+        "n_measured": len(res.particles),
+        "tp": len(matches),
+        "d_true": d_true,
+        "d_measured": d_measured,
+        "pairs": [(float(d_measured[i]), float(d_true[j])) for i, j, _ in matches],
+    }
+
+
+def pipeline_summary(fields: Sequence[dict[str, Any]]) -> dict[str, float | int]:
+    """Pooled :func:`pipeline_field` records: what a user of ``antema analyze`` gets against
+    the truth. ``count_ratio`` (measured / true particles), instance ``precision``, ``recall``
+    and ``f1``, the pooled mean and SD of the equivalent diameter on both sides with
+    ``mean_diameter_bias`` (measured mean / true mean − 1) and ``sd_ratio``, and over matched
+    particles the median signed and absolute relative diameter error."""
+    n_true = sum(f["n_true"] for f in fields)
+    n_meas = sum(f["n_measured"] for f in fields)
+    tp = sum(f["tp"] for f in fields)
+    dt = np.concatenate([f["d_true"] for f in fields]) if fields else np.zeros(0)
+    dm = np.concatenate([f["d_measured"] for f in fields]) if fields else np.zeros(0)
+    pairs = np.array([p for f in fields for p in f["pairs"]], np.float64).reshape(-1, 2)
+    rel = pairs[:, 0] / pairs[:, 1] - 1.0
+
+    def stat(fn: Any, v: np.ndarray) -> float:
+        return float(fn(v)) if v.size else math.nan
+
+    mt, mm = stat(np.mean, dt), stat(np.mean, dm)
+    st, sm = stat(np.std, dt), stat(np.std, dm)
+    return {
+        "n_true": int(n_true),
+        "n_measured": int(n_meas),
+        "count_ratio": n_meas / n_true if n_true else math.nan,
+        "precision": tp / n_meas if n_meas else math.nan,
+        "recall": tp / n_true if n_true else math.nan,
+        "f1": 2 * tp / (n_meas + n_true) if n_meas + n_true else math.nan,
+        "mean_diameter_true_nm": mt,
+        "mean_diameter_measured_nm": mm,
+        "mean_diameter_bias": mm / mt - 1.0 if mt > 0 else math.nan,
+        "sd_diameter_true_nm": st,
+        "sd_diameter_measured_nm": sm,
+        "sd_ratio": sm / st if st > 0 else math.nan,
+        "matched_diameter_bias_median": stat(np.median, rel),
+        "matched_diameter_abs_error_median": stat(np.median, np.abs(rel)),
+    }
+
+
 def worst_fields_summary(fields: Sequence[dict[str, Any]], n: int = 10) -> dict[str, Any]:
     """Where the wrong pixels of a synthetic set lie: the ``n`` fields with the most of them
     (each with its IoU, its ``share`` of all wrong pixels and ``iou_if_right``, the pooled IoU
@@ -358,6 +427,7 @@ def evaluate_model(
     ceiling: bool = False,
     flip_views: int = 1,
     worst_fields: int = 10,
+    pipeline: bool = False,
 ) -> dict[str, Any]:
     """Evaluate an ONNX model on a fresh synthetic test set (per regime), real pairs, and time it.
 
@@ -384,6 +454,14 @@ def evaluate_model(
         timing includes them.
     worst_fields : int
         How many fields ``synthetic.all.worst_fields`` lists (see :func:`worst_fields_summary`).
+    pipeline : bool
+        Also analyse each synthetic field as ``antema analyze`` does (:func:`antema_fast.analyze`
+        with this model, default :class:`antema_fast.Settings` otherwise: the scale check and
+        its second pass for wide particles, despeckling, border removal, UECS) and report, per
+        regime, its particles against the true particles inside the field
+        (:func:`pipeline_field`, :func:`pipeline_summary`): ``pipeline``; and
+        ``pipeline_oracle``, the same analysis of the true mask, which shows what despeckling,
+        border removal and separation alone do to the numbers.
 
     Returns
     -------
@@ -399,6 +477,13 @@ def evaluate_model(
 
     seg = OnnxSegmenter(Path(model_path), threads=threads, flip_views=flip_views)
     report: dict[str, Any] = {"model": str(model_path), "flip_views": flip_views}
+    if pipeline:
+        from .. import Settings
+        from ..pipeline import analyze
+
+        settings = Settings(
+            backend="onnxruntime", model=str(model_path), threads=threads, flip_views=flip_views
+        )
     if synthetic_per_regime > 0:
         test = synthetic_set(synthetic_per_regime, synthetic_tile, synthetic_seed)
         per: dict[str, Any] = {}
@@ -407,9 +492,11 @@ def evaluate_model(
         bound_all = np.zeros(2)
         split_all = _empty_split()
         fields: list[dict[str, Any]] = []
+        piped: dict[str, dict[str, list[dict[str, Any]]]] = {}
         for regime in synth.REGIMES:
             counts = np.zeros((2, 2), np.int64)
             inst = []
+            piped[regime] = {"pipeline": [], "pipeline_oracle": []}
             bound = np.zeros(2)  # ideal observer's expected intersection, union
             split = _empty_split()
             for k, s in enumerate(s for r, s in test if r == regime):
@@ -432,7 +519,16 @@ def evaluate_model(
                         s.pixel_size_nm,
                     )
                 )
+                if pipeline:
+                    with warnings.catch_warnings():  # quality warnings of the analysis
+                        warnings.simplefilter("ignore")
+                        res = analyze(s.image, pixel_size_nm=s.pixel_size_nm, settings=settings)
+                    piped[regime]["pipeline"].append(pipeline_field(res, s))
+                    piped[regime]["pipeline_oracle"].append(pipeline_field(s.semantic, s))
             per[regime] = _summ(counts, inst)
+            if pipeline:
+                for key, recs in piped[regime].items():
+                    per[regime][key] = pipeline_summary(recs)
             per[regime]["fields"] = _split_summary(split)
             for part, v in split.items():
                 split_all[part] += v
@@ -443,6 +539,9 @@ def evaluate_model(
                 bound_all += bound
         per["all"] = _summ(counts_all, inst_all)
         per["all"]["fields"] = _split_summary(split_all)
+        if pipeline:
+            for key in ("pipeline", "pipeline_oracle"):
+                per["all"][key] = pipeline_summary([f for v in piped.values() for f in v[key]])
         per["all"].update(worst_fields_summary(fields, worst_fields))
         if ceiling:
             per["all"]["ceiling_iou"] = float(bound_all[0] / bound_all[1])
