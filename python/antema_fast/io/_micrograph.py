@@ -312,10 +312,9 @@ MIN_FINITE_SIDE = 16
 
 def _edge_run(full: np.ndarray) -> tuple[int, int]:
     """How many leading and trailing entries of the boolean vector ``full`` are True."""
-    n = full.size
-    lead = int(np.argmin(full)) if not full.all() else n
-    trail = int(np.argmin(full[::-1])) if not full.all() else n
-    return lead, trail
+    if full.all():
+        return full.size, full.size
+    return int(np.argmin(full)), int(np.argmin(full[::-1]))
 
 
 def non_finite_regions(bad: np.ndarray) -> list[tuple[int, int, int, int]] | None:
