@@ -595,10 +595,9 @@ def image_settings(
     image: Any, settings: Settings, overlays: Mapping[str, Any] | None = None
 ) -> Settings:
     """``settings`` for one image: the coloured marks and non-finite pixels the reader took
-    out of it (in
-    ``overlays``, :func:`find_overlays`) and, with ``ignore_data_bar`` and ``ignore_scale_bar``,
-    the data bar and the burned-in scale bar found in it (if any) added to ``ignore_regions``;
-    otherwise ``settings`` itself."""
+    out of it (in ``overlays``, :func:`find_overlays`) and, with ``ignore_data_bar`` and
+    ``ignore_scale_bar``, the data bar and the burned-in scale bar found in it (if any) added
+    to ``ignore_regions``; otherwise ``settings`` itself."""
     wanted = [k for k in ("data_bar", "scale_bar") if getattr(settings, f"ignore_{k}")]
     if settings.scale_bar_nm is not None and "scale_bar" not in wanted:
         wanted.append("scale_bar")  # a bar the caller says is one is not specimen

@@ -324,9 +324,8 @@ def non_finite_regions(bad: np.ndarray) -> list[tuple[int, int, int, int]] | Non
     Whole rows and columns at the edges (the fill of a drift-corrected or aligned frame:
     ``hyperspy``'s ``align2D`` fills with NaN, kept with ``crop=False`` or ``expand=True``)
     become strips along those edges, provided at least :data:`MIN_FINITE_SIDE` ×
-    :data:`MIN_FINITE_SIDE` px between them are left; the pixels
-    left over (dead pixels, a masked spot) must be a few small groups, as coloured marks are
-    (:func:`colour_marks`).
+    :data:`MIN_FINITE_SIDE` px between them are left; the pixels left over (dead pixels, a
+    masked spot) must be a few small groups, as coloured marks are (:func:`colour_marks`).
 
     Examples
     --------
