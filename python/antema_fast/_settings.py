@@ -45,6 +45,13 @@ class Settings:
         than it are filled.
     max_holes : int
         Areas with more holes than this are excluded as ``too_many_holes`` (ANTEMA: 10).
+    min_contrast_z : float
+        Off (0) by default, beyond SPEC and ANTEMA. When > 0, a particle whose mean intensity
+        differs from that of the unsegmented pixels 2–6 px around it by fewer than this
+        many standard errors (:func:`antema_fast.separate.contrast_z`) is excluded as
+        ``low_contrast``: in low-dose images most of such "particles" are noise the model took
+        for particles. 3 is a good value (``docs/separation.md``); it needs the image, so it
+        applies in ``analyze``, the stream and archive runs, and ``postprocess(..., image=…)``.
     min_marker_area_px : int
         Floor of the UECS minimum marker area in pixels (ANTEMA: 30).
     circularity : {"corrected", "legacy"}
@@ -129,6 +136,7 @@ class Settings:
     min_convexity: float = 0.5
     min_diameter_nm: float = 0.5
     max_holes: int = 10
+    min_contrast_z: float = 0.0
     min_marker_area_px: int = 30
     circularity: Circularity = "corrected"
     backend: Backend = "auto"
@@ -173,6 +181,16 @@ class Settings:
         ):
             raise ValueError(
                 f"min_diameter_nm: expected a finite number ≥ 0, got {self.min_diameter_nm!r}"
+            )
+        if not (
+            isinstance(self.min_contrast_z, (int, float))
+            and not isinstance(self.min_contrast_z, bool)
+            and math.isfinite(self.min_contrast_z)
+            and self.min_contrast_z >= 0
+        ):
+            raise ValueError(
+                "min_contrast_z: expected a finite number ≥ 0 (0: off), got "
+                f"{self.min_contrast_z!r}"
             )
         for name in ("max_holes", "min_marker_area_px", "tile_size", "bootstrap_samples"):
             v = getattr(self, name)

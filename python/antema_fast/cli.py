@@ -113,6 +113,14 @@ def _add_analyze_arguments(p: argparse.ArgumentParser) -> None:
         help="specks smaller than a disc of this diameter are removed (default: 0.5)",
     )
     g.add_argument(
+        "--min-contrast-z",
+        type=float,
+        metavar="Z",
+        help="exclude particles whose contrast against the pixels 2-6 px around them is under Z "
+        "standard errors (low_contrast): noise specks in low-dose images; 3 is a good value "
+        "(default: 0, off, as ANTEMA)",
+    )
+    g.add_argument(
         "--circularity",
         choices=("corrected", "legacy"),
         help="corrected: MATLAB ≥ R2023a formula; legacy: 4πA/P² as ANTEMA v1.0 "
@@ -290,6 +298,7 @@ def _analyze_settings(args: argparse.Namespace) -> object:
         "convexity_threshold": "convexity_threshold",
         "min_convexity": "min_convexity",
         "min_diameter_nm": "min_diameter_nm",
+        "min_contrast_z": "min_contrast_z",
         "circularity": "circularity",
         "backend": "backend",
         "model": "model",
@@ -856,6 +865,13 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> Runner:  # type: ignore[ty
         "inside the field (synthetic.<regime>.pipeline), and the same from the true mask "
         "(pipeline_oracle)",
     )
+    p.add_argument(
+        "--min-contrast-z",
+        type=float,
+        default=0.0,
+        metavar="Z",
+        help="--pipeline: analyse with this Settings.min_contrast_z (default 0: off)",
+    )
     p.add_argument("--json", default=None, help="also write the report here")
     return _run_evaluate
 
@@ -883,6 +899,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         flip_views=args.flip_views,
         worst_fields=args.worst_fields,
         pipeline=args.pipeline,
+        min_contrast_z=args.min_contrast_z,
     )
     text = to_json(report)
     if args.json:
@@ -1012,6 +1029,7 @@ def _add_stream(sub: argparse._SubParsersAction) -> Runner:  # type: ignore[type
     g = p.add_argument_group("analysis settings (defaults: ANTEMA's)")
     g.add_argument("--separation", choices=("uecs", "watershed", "none"))
     g.add_argument("--min-diameter-nm", type=float, metavar="NM")
+    g.add_argument("--min-contrast-z", type=float, metavar="Z", help="as for antema analyze")
     g.add_argument("--backend", choices=("auto", "onnxruntime", "tensorrt", "threshold"))
     g.add_argument("--model", metavar="NAME_OR_PATH")
     g.add_argument("--threads", type=int, metavar="N")

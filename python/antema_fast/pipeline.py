@@ -468,7 +468,7 @@ def finish(
     if ignored is not None:  # nothing there is specimen (Settings.ignore_regions)
         mask = mask.astype(bool) & ~ignored
     t0 = time.perf_counter()
-    pp = postprocess(mask.astype(bool, copy=False), s, settings)
+    pp = postprocess(mask.astype(bool, copy=False), s, settings, image=micrograph.data)
     table = pp.table.copy()
     table.insert(0, "image", name)
     times["separate_measure"] = time.perf_counter() - t0
@@ -482,7 +482,13 @@ def finish(
         excluded.insert(0, "image", name)
     counts = {str(k): int(v) for k, v in dict(pp.counts).items()}
     provenance = _provenance(micrograph, segmentation, settings, segmenter_info)
-    provenance["quality"] = quality(mask, pp.particles, table, counts, settings, s)
+    kept = mask
+    if pp.low_contrast:  # noise by Settings.min_contrast_z: not particle area left unmeasured
+        kept = mask.astype(bool, copy=True)
+        for p in pp.low_contrast:
+            h, w = p.bitmap.shape
+            kept[p.row0 : p.row0 + h, p.col0 : p.col0 + w] &= ~p.bitmap
+    provenance["quality"] = quality(kept, pp.particles, table, counts, settings, s)
     for key in READER_REGIONS:
         provenance["quality"][key] = [list(r) for r in overlays.get(key, ())]
     _check_data_bar(provenance["quality"], overlays["data_bar"], ignored)
@@ -824,6 +830,12 @@ def quality(
             "too few pixels for a size (one pixel more or less is a third of it), and in noisy "
             f"images mostly noise; min_diameter_nm={d_nm:g} (--min-diameter-nm {d_nm:g}) "
             "leaves them out"
+            + (
+                ""
+                if settings.min_contrast_z > 0
+                else ", min_contrast_z=3 (--min-contrast-z 3) those that do not stand out "
+                "from the noise around them"
+            )
         )
     return q
 
@@ -907,7 +919,7 @@ def _measured_share_warning(
     lost = ", ".join(
         f"{n} {reason}"
         for reason, n in counts.items()
-        if n and reason not in ("speck", "border", "ignored_region")
+        if n and reason not in ("speck", "border", "ignored_region", "low_contrast")
     )
     message = (
         f"only {frac:.0%} of the segmented particle area (border effects aside) is in measured "

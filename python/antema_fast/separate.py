@@ -20,7 +20,9 @@ reason, area and bounding box, and :attr:`PostprocessResult.counts` counts them 
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +32,14 @@ import pandas as pd
 from ._settings import Settings
 from .measure import Particle, _as_mask, _check_pixel_size, measure_particles
 
-__all__ = ["EXCLUDED_COLUMNS", "REASONS", "PostprocessResult", "measured_share", "postprocess"]
+__all__ = [
+    "EXCLUDED_COLUMNS",
+    "REASONS",
+    "PostprocessResult",
+    "contrast_z",
+    "measured_share",
+    "postprocess",
+]
 
 #: Exclusion reasons of the core, in the order of its reason codes (1, 2, ...).
 _CORE_REASONS: tuple[str, ...] = (
@@ -42,8 +51,8 @@ _CORE_REASONS: tuple[str, ...] = (
     "regrown_non_convex",
 )
 #: Every exclusion reason: the core's, then ``ignored_region`` (touches a region of
-#: ``Settings.ignore_regions``).
-REASONS: tuple[str, ...] = (*_CORE_REASONS, "ignored_region")
+#: ``Settings.ignore_regions``) and ``low_contrast`` (``Settings.min_contrast_z``).
+REASONS: tuple[str, ...] = (*_CORE_REASONS, "ignored_region", "low_contrast")
 
 #: Columns of :attr:`PostprocessResult.excluded`, in order.
 EXCLUDED_COLUMNS: tuple[str, ...] = (
@@ -65,6 +74,7 @@ _STAGE = {
     "regrown_non_convex": "separation",
     "border": "cleaning",
     "ignored_region": "cleaning",
+    "low_contrast": "cleaning",
 }
 
 
@@ -108,6 +118,9 @@ class PostprocessResult:
         8-connected areas after despeckling (before the gate).
     area_id : numpy.ndarray
         Per particle, the index of the area it came from (same numbering as in ``excluded``).
+    low_contrast : list of Particle
+        The particles excluded as ``low_contrast`` (``Settings.min_contrast_z``), in the order
+        of their rows in ``excluded``.
     """
 
     table: pd.DataFrame
@@ -119,6 +132,7 @@ class PostprocessResult:
     image_shape: tuple[int, int]
     n_areas: int
     area_id: np.ndarray
+    low_contrast: list[Particle] = dataclasses.field(default_factory=list)
 
 
 def _excluded_frame(d: dict[str, Any], pixel_size_nm: float) -> pd.DataFrame:
@@ -154,6 +168,8 @@ def postprocess(
     mask: Any,
     pixel_size_nm: float,
     settings: Settings | None = None,
+    *,
+    image: Any = None,
     **overrides: Any,
 ) -> PostprocessResult:
     """Despeckle, gate, separate, clean and measure the particles of a binary mask.
@@ -166,8 +182,12 @@ def postprocess(
         nm per pixel, finite and > 0.
     settings : Settings or None
         Parameters (``separation``, ``convexity_threshold``, ``min_convexity``,
-        ``min_diameter_nm``, ``max_holes``, ``min_marker_area_px``, ``circularity``); None
-        uses :class:`~antema_fast.Settings` defaults.
+        ``min_diameter_nm``, ``max_holes``, ``min_marker_area_px``, ``circularity``,
+        ``min_contrast_z``); None uses :class:`~antema_fast.Settings` defaults.
+    image : array_like, optional
+        The micrograph (same shape as ``mask``); needed only with ``min_contrast_z`` > 0,
+        whose test (:func:`contrast_z`) compares each particle's intensities with its
+        surroundings after cleaning (stage ``cleaning``, reason ``low_contrast``).
     **overrides
         Fields of :class:`~antema_fast.Settings` to change for this call, for example
         ``separation="watershed"``.
@@ -204,6 +224,19 @@ def postprocess(
         st = st.replace(**overrides)
     m = _as_mask(mask)
     s = _check_pixel_size(pixel_size_nm)
+    img = None
+    if st.min_contrast_z > 0:
+        if image is None:
+            raise ValueError(
+                f"min_contrast_z={st.min_contrast_z:g} compares particles with the image around "
+                "them: give the image (postprocess(mask, pixel_size_nm, settings, image=...)) "
+                "or set min_contrast_z=0"
+            )
+        img = np.asarray(image)
+        if img.shape != m.shape:
+            raise ValueError(
+                f"image shape {img.shape} differs from the mask's {m.shape} (min_contrast_z)"
+            )
     ignored = st.ignored_mask(m.shape)
     if ignored is not None:
         m = m & ~ignored
@@ -231,7 +264,14 @@ def postprocess(
     area_id = np.asarray(d["area_id"], dtype=np.int64)
     excluded = _excluded_frame(d, s)
     if ignored is not None:
-        particles, area_id, excluded = _drop_touching(particles, area_id, excluded, ignored, s)
+        particles, area_id, excluded, _ = _drop_touching(particles, area_id, excluded, ignored, s)
+    low_contrast: list[Particle] = []
+    if st.min_contrast_z > 0:
+        z = contrast_z(img, particles, m, ignored)
+        drop = [i for i, v in enumerate(z) if v < st.min_contrast_z]  # NaN: no ring, kept
+        particles, area_id, excluded, low_contrast = _exclude(
+            particles, area_id, excluded, drop, "low_contrast", s
+        )
     image_shape = (int(m.shape[0]), int(m.shape[1]))
     table = measure_particles(
         particles,
@@ -252,6 +292,7 @@ def postprocess(
         image_shape=image_shape,
         n_areas=int(d["n_areas"]),
         area_id=area_id,
+        low_contrast=low_contrast,
     )
 
 
@@ -269,33 +310,51 @@ def _drop_touching(
     excluded: pd.DataFrame,
     ignored: np.ndarray,
     pixel_size_nm: float,
-) -> tuple[list[Particle], np.ndarray, pd.DataFrame]:
+) -> tuple[list[Particle], np.ndarray, pd.DataFrame, list[Particle]]:
     """Move the particles that touch (8-neighbourhood) an ignored pixel to the exclusions, with
     reason ``ignored_region``: like those cut by the image border, they may be cut."""
     near = _touching(ignored)
-    keep, rows = [], []
-    for i, p in enumerate(particles):
-        h, w = p.bitmap.shape
-        if np.any(near[p.row0 : p.row0 + h, p.col0 : p.col0 + w] & p.bitmap):
-            rr, cc = np.nonzero(p.bitmap)
-            area = int(rr.size)
-            rows.append(
-                {
-                    "reason": "ignored_region",
-                    "stage": "cleaning",
-                    "area_px": area,
-                    "area_nm2": area * pixel_size_nm**2,
-                    "bbox_row_min": p.row0 + int(rr.min()),
-                    "bbox_col_min": p.col0 + int(cc.min()),
-                    "bbox_row_max": p.row0 + int(rr.max()),
-                    "bbox_col_max": p.col0 + int(cc.max()),
-                    "area_id": int(area_id[i]),
-                }
-            )
-        else:
-            keep.append(i)
-    if not rows:
-        return particles, area_id, excluded
+    drop = [
+        i
+        for i, p in enumerate(particles)
+        if np.any(
+            near[p.row0 : p.row0 + p.bitmap.shape[0], p.col0 : p.col0 + p.bitmap.shape[1]]
+            & p.bitmap
+        )
+    ]
+    return _exclude(particles, area_id, excluded, drop, "ignored_region", pixel_size_nm)
+
+
+def _exclude(
+    particles: list[Particle],
+    area_id: np.ndarray,
+    excluded: pd.DataFrame,
+    drop: Sequence[int],
+    reason: str,
+    pixel_size_nm: float,
+) -> tuple[list[Particle], np.ndarray, pd.DataFrame, list[Particle]]:
+    """Move ``particles[i]`` for ``i`` in ``drop`` to the exclusions (stage ``cleaning``) with
+    ``reason``; returns the particles kept, their ``area_id``, the exclusions and those moved."""
+    if not len(drop):
+        return particles, area_id, excluded, []
+    rows = []
+    for i in drop:
+        p = particles[i]
+        rr, cc = np.nonzero(p.bitmap)
+        area = int(rr.size)
+        rows.append(
+            {
+                "reason": reason,
+                "stage": "cleaning",
+                "area_px": area,
+                "area_nm2": area * pixel_size_nm**2,
+                "bbox_row_min": p.row0 + int(rr.min()),
+                "bbox_col_min": p.col0 + int(cc.min()),
+                "bbox_row_max": p.row0 + int(rr.max()),
+                "bbox_col_max": p.col0 + int(cc.max()),
+                "area_id": int(area_id[i]),
+            }
+        )
     extra = pd.DataFrame(rows, columns=list(EXCLUDED_COLUMNS))
     out = pd.concat(
         [excluded.astype({"reason": object, "stage": object}), extra], ignore_index=True
@@ -305,7 +364,113 @@ def _drop_touching(
     for c in EXCLUDED_COLUMNS[2:]:
         if c != "area_nm2":
             out[c] = out[c].astype(np.int64)
-    return [particles[i] for i in keep], area_id[keep], out
+    gone = set(drop)
+    keep = [i for i in range(len(particles)) if i not in gone]
+    return [particles[i] for i in keep], area_id[keep], out, [particles[i] for i in drop]
+
+
+#: The ring around a particle that :func:`contrast_z` compares it with: the pixels more than
+#: ``CONTRAST_RING_GAP_PX`` and at most ``CONTRAST_RING_GAP_PX + CONTRAST_RING_PX`` px from it.
+CONTRAST_RING_GAP_PX = 1
+CONTRAST_RING_PX = 5
+#: Fewest ring pixels for a :func:`contrast_z` (fewer: NaN, the particle is kept).
+CONTRAST_MIN_RING_PX = 8
+
+
+def contrast_z(
+    image: Any,
+    particles: Sequence[Particle],
+    mask: Any = None,
+    ignored: Any = None,
+    ring_px: int = CONTRAST_RING_PX,
+    gap_px: int = CONTRAST_RING_GAP_PX,
+) -> np.ndarray:
+    """How significant each particle's contrast is against its surroundings, in standard errors.
+
+    For a particle with pixels P and ring R (the pixels more than ``gap_px`` and at most
+    ``gap_px + ring_px`` px from it, chessboard distance, that are neither in ``mask`` (the
+    segmented pixels, so no neighbour counts as background) nor in ``ignored``)::
+
+        z = |mean(I[P]) − mean(I[R])| / (SD(I[R]) · √(1/|P| + 1/|R|))
+
+    the two-sample statistic of the difference of the means, with the ring's spread (noise and
+    support texture) as the noise of both. The gap keeps the particle's blurred edge, which a
+    mask may miss by a pixel, out of the ring. A real particle of n pixels has z growing as √n; a
+    noise speck the model took for a particle has z of a few at most. NaN where the ring has
+    fewer than :data:`CONTRAST_MIN_RING_PX` pixels (a particle enclosed by others); ``inf``
+    where the ring is flat and the means differ, 0 where they do not.
+
+    Parameters
+    ----------
+    image : array_like, shape (rows, cols)
+        The micrograph's intensities (raw, any real dtype).
+    particles : sequence of Particle
+        The particles, in image coordinates.
+    mask : array_like of bool, optional
+        Segmented pixels left out of every ring; None: each particle's own pixels only.
+    ignored : array_like of bool, optional
+        Pixels that are not specimen (``Settings.ignored_mask``), left out of every ring.
+    ring_px, gap_px : int
+        Ring width and its distance from the particle (defaults 5 and 1).
+
+    Returns
+    -------
+    numpy.ndarray of float64, one value per particle.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> img = rng.normal(100.0, 5.0, (40, 40)); img[10:20, 10:20] -= 20.0
+    >>> box = Particle(10, 10, np.ones((10, 10), bool))
+    >>> speck = Particle(30, 30, np.ones((2, 2), bool))
+    >>> z = contrast_z(img, [box, speck])
+    >>> bool(z[0] > 20), bool(z[1] < 3)
+    (True, True)
+    """
+    import cv2
+
+    img = np.asarray(image)
+    if img.ndim != 2 or not np.issubdtype(img.dtype, np.number) or np.iscomplexobj(img):
+        raise ValueError(f"contrast_z: expected a 2-D real image, got {img.dtype} {img.shape}")
+    rows, cols = img.shape
+    seg = None if mask is None else np.asarray(mask, bool)
+    ign = None if ignored is None else np.asarray(ignored, bool)
+    for name, a in (("mask", seg), ("ignored", ign)):
+        if a is not None and a.shape != img.shape:
+            raise ValueError(
+                f"contrast_z: {name} shape {a.shape} differs from the image's {img.shape}"
+            )
+    g = int(gap_px)
+    k = g + int(ring_px)
+    kernel = np.ones((2 * k + 1, 2 * k + 1), np.uint8)
+    near = np.ones((2 * g + 1, 2 * g + 1), np.uint8)
+    out = np.full(len(particles), np.nan)
+    for n, p in enumerate(particles):
+        h, w = p.bitmap.shape
+        r0, c0 = max(p.row0 - k, 0), max(p.col0 - k, 0)
+        r1, c1 = min(p.row0 + h + k, rows), min(p.col0 + w + k, cols)
+        own = np.zeros((r1 - r0, c1 - c0), np.uint8)
+        own[p.row0 - r0 : p.row0 - r0 + h, p.col0 - c0 : p.col0 - c0 + w] = p.bitmap
+        inner = cv2.dilate(own, near) if g > 0 else own
+        ring = cv2.dilate(own, kernel).view(bool) & ~inner.view(bool)
+        if seg is not None:
+            ring &= ~seg[r0:r1, c0:c1]
+        if ign is not None:
+            ring &= ~ign[r0:r1, c0:c1]
+        n_ring = int(np.count_nonzero(ring))
+        if n_ring < CONTRAST_MIN_RING_PX:
+            continue
+        crop = img[r0:r1, c0:c1].astype(np.float64)
+        inside = crop[own.view(bool)]
+        around = crop[ring]
+        diff = abs(float(inside.mean()) - float(around.mean()))
+        sd = float(around.std())
+        if sd > 0:
+            out[n] = diff / (sd * math.sqrt(1.0 / inside.size + 1.0 / n_ring))
+        else:
+            out[n] = math.inf if diff > 0 else 0.0
+    return out
 
 
 def measured_share(

@@ -322,7 +322,9 @@ def pipeline_field(source: Any, s: Any, settings: Any = None) -> dict[str, Any]:
     from ..separate import postprocess
 
     res = (
-        postprocess(source, s.pixel_size_nm, settings) if isinstance(source, np.ndarray) else source
+        postprocess(source, s.pixel_size_nm, settings, image=getattr(s, "image", None))
+        if isinstance(source, np.ndarray)
+        else source
     )
     truth = [i for i in s.instances if not i.touches_border and i.area_px > 0]
     matches = M.match_instances(res.particles, truth)
@@ -428,6 +430,7 @@ def evaluate_model(
     flip_views: int = 1,
     worst_fields: int = 10,
     pipeline: bool = False,
+    min_contrast_z: float = 0.0,
 ) -> dict[str, Any]:
     """Evaluate an ONNX model on a fresh synthetic test set (per regime), real pairs, and time it.
 
@@ -462,6 +465,8 @@ def evaluate_model(
         (:func:`pipeline_field`, :func:`pipeline_summary`): ``pipeline``; and
         ``pipeline_oracle``, the same analysis of the true mask, which shows what despeckling,
         border removal and separation alone do to the numbers.
+    min_contrast_z : float
+        ``Settings.min_contrast_z`` of both analyses (0: off, the default analysis).
 
     Returns
     -------
@@ -482,8 +487,14 @@ def evaluate_model(
         from ..pipeline import analyze
 
         settings = Settings(
-            backend="onnxruntime", model=str(model_path), threads=threads, flip_views=flip_views
+            backend="onnxruntime",
+            model=str(model_path),
+            threads=threads,
+            flip_views=flip_views,
+            min_contrast_z=min_contrast_z,
         )
+        oracle_settings = Settings(min_contrast_z=min_contrast_z)
+        report["min_contrast_z"] = min_contrast_z
     if synthetic_per_regime > 0:
         test = synthetic_set(synthetic_per_regime, synthetic_tile, synthetic_seed)
         per: dict[str, Any] = {}
@@ -524,7 +535,9 @@ def evaluate_model(
                         warnings.simplefilter("ignore")
                         res = analyze(s.image, pixel_size_nm=s.pixel_size_nm, settings=settings)
                     piped[regime]["pipeline"].append(pipeline_field(res, s))
-                    piped[regime]["pipeline_oracle"].append(pipeline_field(s.semantic, s))
+                    piped[regime]["pipeline_oracle"].append(
+                        pipeline_field(s.semantic, s, oracle_settings)
+                    )
             per[regime] = _summ(counts, inst)
             if pipeline:
                 for key, recs in piped[regime].items():
