@@ -245,6 +245,27 @@ def test_resume_finishes_the_rest_without_redoing(mixed_folder: Path, tmp_path: 
     assert rc == 0 and {i["status"] for i in run["images"]} == {"done"}
 
 
+def test_resume_after_an_upgrade_that_added_an_option(tmp_path: Path) -> None:
+    """A manifest written before a Settings field existed (here min_contrast_z) matches the
+    same run today with that field at its default, and not with it changed."""
+    path = write_tif(tmp_path / "a.tif", discs(1))
+    out = tmp_path / "out"
+    args = ["analyze", str(path), "-o", str(out), "--quiet", "--no-images", *FAST]
+    assert main(args) == 0
+    manifest_path = out / "a" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    del manifest["provenance"]["settings"]["min_contrast_z"]  # as an older version wrote it
+    manifest_path.write_text(json.dumps(manifest))
+    stamp = manifest_path.stat().st_mtime_ns
+    assert main([*args, "--resume"]) == 0
+    run = json.loads((out / "run.json").read_text())
+    assert [i["status"] for i in run["images"]] == ["skipped"]
+    assert manifest_path.stat().st_mtime_ns == stamp
+    assert main([*args, "--resume", "--min-contrast-z", "3"]) == 0
+    run = json.loads((out / "run.json").read_text())
+    assert [i["status"] for i in run["images"]] == ["done"]
+
+
 def test_sample_pools_inputs(tmp_path: Path) -> None:
     paths = [write_tif(tmp_path / f"region{k}.tif", discs(k)) for k in range(2)]
     out = tmp_path / "out"

@@ -167,7 +167,12 @@ def _is_finished(
         same_input = Path(str(prov.get("input"))).resolve() == path.resolve()
     except OSError:
         same_input = False
-    if not same_input or prov.get("settings") != _jsonable(settings.to_dict()):
+    recorded = prov.get("settings")
+    if isinstance(recorded, dict):
+        # a field the manifest lacks came in a later version, whose new options default to
+        # what earlier versions did: a run resumed after such an upgrade keeps its images
+        recorded = {**_jsonable(Settings().to_dict()), **recorded}
+    if not same_input or recorded != _jsonable(settings.to_dict()):
         return False
     if pixel_size_nm is not None and (
         manifest.get("pixel_size_source") != "user"
