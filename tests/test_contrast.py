@@ -8,6 +8,7 @@ import math
 import warnings
 
 import antema_fast as af
+import contrast_reference
 import numpy as np
 import pandas as pd
 import pytest
@@ -197,3 +198,28 @@ def test_stream_frames_drop_low_contrast_particles() -> None:
     parser, _ = _build_parser()
     args = parser.parse_args(["stream", "m.tif", "-o", "o", "--min-contrast-z", "3"])
     assert _analyze_settings(args).min_contrast_z == 3.0
+
+
+@pytest.mark.parametrize(
+    "dtype", ["uint8", "uint16", "int16", "float32", "float64", ">u2", "int64"]
+)
+@pytest.mark.parametrize(("ring_px", "gap_px"), [(5, 1), (3, 0), (2, 4)])
+def test_core_contrast_z_matches_the_definition(dtype, ring_px, gap_px) -> None:
+    rng = np.random.default_rng(7)
+    img = rng.integers(0, 200, (70, 90)).astype(dtype)
+    seg = rng.random((70, 90)) < 0.15
+    ign = np.zeros((70, 90), bool)
+    ign[:, 80:] = True
+    particles = []
+    for _ in range(40):  # random blobs, some at the image edges, some inside others' rings
+        h, w = rng.integers(1, 9, 2)
+        r, c = rng.integers(0, 70 - h), rng.integers(0, 90 - w)
+        bits = rng.random((h, w)) < 0.7
+        bits[0, 0] = True
+        particles.append(Particle(int(r), int(c), bits))
+        seg[r : r + h, c : c + w] |= bits
+    for s, g in ((None, None), (seg, None), (seg, ign)):
+        got = contrast_z(img, particles, s, g, ring_px=ring_px, gap_px=gap_px)
+        want = contrast_reference.contrast_z(img, particles, s, g, ring_px, gap_px)
+        np.testing.assert_allclose(got, want, rtol=1e-9, equal_nan=True)
+    assert contrast_z(img, []).shape == (0,)

@@ -3,9 +3,11 @@
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
+#include <string>
 #include <utility>
 #include <vector>
 
+#include "antema/contrast.hpp"
 #include "antema/label.hpp"
 #include "antema/measure.hpp"
 #include "antema/shape.hpp"
@@ -164,9 +166,70 @@ py::tuple hulls_py(const Mask& mask) {
     return py::make_tuple(conv(antema::corner_hull(ext)), conv(antema::midpoint_hull(ext)));
 }
 
+// Optional uint8 mask of the image's shape (None: no mask).
+const std::uint8_t* optional_mask(const py::object& obj, int rows, int cols, const char* what, Mask& keep) {
+    if (obj.is_none()) return nullptr;
+    keep = obj.cast<Mask>();
+    const auto [r, c] = shape2d(keep, what);
+    if (r != rows || c != cols) {
+        throw py::value_error(std::string("contrast_z: ") + what + " shape differs from the image's");
+    }
+    return keep.data();
+}
+
+template <class T>
+py::array_t<double> contrast_z_py(const py::array_t<T, py::array::c_style>& image, const py::object& segmented,
+                                  const py::object& ignored,
+                                  const py::array_t<std::uint8_t, py::array::c_style>& buffer,
+                                  const py::array_t<std::int64_t, py::array::c_style>& offsets,
+                                  const py::array_t<std::int32_t, py::array::c_style>& shapes,
+                                  const py::array_t<std::int32_t, py::array::c_style>& origins, int gap,
+                                  int width, int min_ring) {
+    const auto [rows, cols] = shape2d(image, "contrast_z");
+    Mask seg_keep, ign_keep;
+    const std::uint8_t* seg = optional_mask(segmented, rows, cols, "segmented", seg_keep);
+    const std::uint8_t* ign = optional_mask(ignored, rows, cols, "ignored", ign_keep);
+    const auto n = static_cast<std::size_t>(offsets.shape(0) > 0 ? offsets.shape(0) - 1 : 0);
+    if (buffer.ndim() != 1 || offsets.ndim() != 1 || offsets.shape(0) < 1 || shapes.ndim() != 2 ||
+        origins.ndim() != 2 || shapes.shape(1) != 2 || origins.shape(1) != 2 ||
+        static_cast<std::size_t>(shapes.shape(0)) != n || static_cast<std::size_t>(origins.shape(0)) != n) {
+        throw py::value_error("contrast_z: expected buffer (m,), offsets (n+1,), shapes (n, 2), origins (n, 2)");
+    }
+    const T* img = image.data();
+    const std::uint8_t* b = buffer.data();
+    const auto bsize = static_cast<std::int64_t>(buffer.shape(0));
+    const std::int64_t* off = offsets.data();
+    const std::int32_t* sh = shapes.data();
+    const std::int32_t* org = origins.data();
+    std::vector<double> z;
+    {
+        py::gil_scoped_release release;
+        z = antema::contrast_z(img, rows, cols, seg, ign, b, bsize, off, sh, org, n, gap, width, min_ring);
+    }
+    return to_numpy(std::move(z));
+}
+
+template <class T>
+void def_contrast_z(py::module_& m) {
+    m.def("contrast_z", &contrast_z_py<T>, py::arg("image").noconvert(), py::arg("segmented"),
+          py::arg("ignored"), py::arg("buffer").noconvert(), py::arg("offsets").noconvert(),
+          py::arg("shapes").noconvert(), py::arg("origins").noconvert(), py::arg("gap"), py::arg("width"),
+          py::arg("min_ring"),
+          "Contrast significance of particles (concatenated crops) against the ring of pixels more "
+          "than gap and at most gap + width px from each (antema/contrast.hpp).");
+}
+
 }  // namespace
 
 void register_measure(py::module_& m) {
+    // one overload per image dtype, no conversion (the image is not copied)
+    def_contrast_z<std::uint8_t>(m);
+    def_contrast_z<std::uint16_t>(m);
+    def_contrast_z<std::int16_t>(m);
+    def_contrast_z<std::int32_t>(m);
+    def_contrast_z<std::uint32_t>(m);
+    def_contrast_z<float>(m);
+    def_contrast_z<double>(m);
     m.def("measure_mask", &measure_mask, py::arg("mask").noconvert(), py::arg("with_crops") = false,
           "Label (8-connected) and measure every component of a C-contiguous uint8 mask. Returns "
           "(arrays dict, crops tuple or None).");

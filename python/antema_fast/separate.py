@@ -375,6 +375,10 @@ CONTRAST_RING_GAP_PX = 1
 CONTRAST_RING_PX = 5
 #: Fewest ring pixels for a :func:`contrast_z` (fewer: NaN, the particle is kept).
 CONTRAST_MIN_RING_PX = 8
+#: Image dtypes the core reads as they are (others are converted to float64 first).
+_CONTRAST_DTYPES = tuple(
+    np.dtype(t) for t in ("uint8", "uint16", "int16", "int32", "uint32", "float32", "float64")
+)
 
 
 def contrast_z(
@@ -398,7 +402,8 @@ def contrast_z(
     mask may miss by a pixel, out of the ring. A real particle of n pixels has z growing as √n; a
     noise speck the model took for a particle has z of a few at most. NaN where the ring has
     fewer than :data:`CONTRAST_MIN_RING_PX` pixels (a particle enclosed by others); ``inf``
-    where the ring is flat and the means differ, 0 where they do not.
+    where the ring is flat and the means differ, 0 where they do not. Computed by the C++ core
+    (``antema/contrast.hpp``, the GIL released; ``bench/bench_contrast.py``).
 
     Parameters
     ----------
@@ -428,49 +433,48 @@ def contrast_z(
     >>> bool(z[0] > 20), bool(z[1] < 3)
     (True, True)
     """
-    import cv2
-
     img = np.asarray(image)
     if img.ndim != 2 or not np.issubdtype(img.dtype, np.number) or np.iscomplexobj(img):
         raise ValueError(f"contrast_z: expected a 2-D real image, got {img.dtype} {img.shape}")
-    rows, cols = img.shape
-    seg = None if mask is None else np.asarray(mask, bool)
-    ign = None if ignored is None else np.asarray(ignored, bool)
-    for name, a in (("mask", seg), ("ignored", ign)):
-        if a is not None and a.shape != img.shape:
-            raise ValueError(
-                f"contrast_z: {name} shape {a.shape} differs from the image's {img.shape}"
-            )
-    g = int(gap_px)
-    k = g + int(ring_px)
-    kernel = np.ones((2 * k + 1, 2 * k + 1), np.uint8)
-    near = np.ones((2 * g + 1, 2 * g + 1), np.uint8)
-    out = np.full(len(particles), np.nan)
-    for n, p in enumerate(particles):
-        h, w = p.bitmap.shape
-        r0, c0 = max(p.row0 - k, 0), max(p.col0 - k, 0)
-        r1, c1 = min(p.row0 + h + k, rows), min(p.col0 + w + k, cols)
-        own = np.zeros((r1 - r0, c1 - c0), np.uint8)
-        own[p.row0 - r0 : p.row0 - r0 + h, p.col0 - c0 : p.col0 - c0 + w] = p.bitmap
-        inner = cv2.dilate(own, near) if g > 0 else own
-        ring = cv2.dilate(own, kernel).view(bool) & ~inner.view(bool)
-        if seg is not None:
-            ring &= ~seg[r0:r1, c0:c1]
-        if ign is not None:
-            ring &= ~ign[r0:r1, c0:c1]
-        n_ring = int(np.count_nonzero(ring))
-        if n_ring < CONTRAST_MIN_RING_PX:
+    masks = []
+    for name, a in (("mask", mask), ("ignored", ignored)):
+        if a is None:
+            masks.append(None)
             continue
-        crop = img[r0:r1, c0:c1].astype(np.float64)
-        inside = crop[own.view(bool)]
-        around = crop[ring]
-        diff = abs(float(inside.mean()) - float(around.mean()))
-        sd = float(around.std())
-        if sd > 0:
-            out[n] = diff / (sd * math.sqrt(1.0 / inside.size + 1.0 / n_ring))
-        else:
-            out[n] = math.inf if diff > 0 else 0.0
-    return out
+        arr = np.asarray(a)
+        if arr.shape != img.shape:
+            raise ValueError(
+                f"contrast_z: {name} shape {arr.shape} differs from the image's {img.shape}"
+            )
+        masks.append(np.ascontiguousarray(arr.astype(bool, copy=False)).view(np.uint8))
+    if img.dtype not in _CONTRAST_DTYPES:
+        img = img.astype(np.float64)
+    img = np.ascontiguousarray(img.astype(img.dtype.newbyteorder("="), copy=False))
+    n = len(particles)
+    shapes = np.array([p.bitmap.shape for p in particles], np.int32).reshape(n, 2)
+    origins = np.array([(p.row0, p.col0) for p in particles], np.int32).reshape(n, 2)
+    offsets = np.zeros(n + 1, np.int64)
+    np.cumsum(shapes[:, 0].astype(np.int64) * shapes[:, 1], out=offsets[1:])
+    buffer = (
+        np.concatenate([p.bitmap.ravel() for p in particles]).view(np.uint8)
+        if n
+        else np.zeros(0, np.uint8)
+    )
+    return np.asarray(
+        _core().contrast_z(
+            img,
+            masks[0],
+            masks[1],
+            buffer,
+            offsets,
+            shapes,
+            origins,
+            int(gap_px),
+            int(ring_px),
+            CONTRAST_MIN_RING_PX,
+        ),
+        dtype=np.float64,
+    )
 
 
 def measured_share(
