@@ -436,7 +436,7 @@ def contrast_z(
     img = np.asarray(image)
     if img.ndim != 2 or not np.issubdtype(img.dtype, np.number) or np.iscomplexobj(img):
         raise ValueError(f"contrast_z: expected a 2-D real image, got {img.dtype} {img.shape}")
-    masks = []
+    masks: list[np.ndarray | None] = []
     for name, a in (("mask", mask), ("ignored", ignored)):
         if a is None:
             masks.append(None)
