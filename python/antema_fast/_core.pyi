@@ -74,6 +74,18 @@ def convex_stats(mask: U8) -> ConvexStats: ...
 def perimeter(mask: U8) -> float: ...
 def convex_image(mask: U8) -> U8: ...
 def hulls(mask: U8) -> tuple[I64, I64]: ...
+def contrast_z(
+    image: npt.NDArray[Any],  # uint8, uint16, int16, int32, uint32, float32 or float64
+    segmented: U8 | None,
+    ignored: U8 | None,
+    buffer: U8,
+    offsets: I64,
+    shapes: I32,
+    origins: I32,
+    gap: int,
+    width: int,
+    min_ring: int,
+) -> F64: ...
 
 # separation (bind_separate.cpp; its area documents the dict keys)
 def postprocess_frame(
