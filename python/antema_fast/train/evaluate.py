@@ -327,9 +327,38 @@ def pipeline_field(source: Any, s: Any, settings: Any = None) -> dict[str, Any]:
         else source
     )
     truth = [i for i in s.instances if not i.touches_border and i.area_px > 0]
+    d_true = np.array([i.equivalent_diameter_nm for i in truth], np.float64)
+    return _match_record(res, truth, d_true)
+
+
+def pipeline_pair(
+    source: Any, label: np.ndarray, pixel_size_nm: float, image: Any = None, settings: Any = None
+) -> dict[str, Any]:
+    """:func:`pipeline_field` for a real image with a hand-made semantic label (``label``
+    nonzero = particle): the true particles are the label's 8-connected components that do not
+    touch the border, measured as they are (a label cannot say where touching particles
+    part). ``source`` is a mask (through :func:`antema_fast.separate.postprocess`, with
+    ``image`` for ``Settings.min_contrast_z``) or the image's
+    :class:`antema_fast.AnalysisResult`."""
+    from ..separate import postprocess
+
+    res = (
+        postprocess(source, pixel_size_nm, settings, image=image)
+        if isinstance(source, np.ndarray)
+        else source
+    )
+    truth = postprocess(
+        np.asarray(label) > 0, pixel_size_nm, separation="none", min_diameter_nm=0.0
+    )
+    d_true = truth.table["equivalent_diameter_nm"].to_numpy(np.float64)
+    return _match_record(res, truth.particles, d_true)
+
+
+def _match_record(res: Any, truth: Sequence[Any], d_true: np.ndarray) -> dict[str, Any]:
+    """The record :func:`pipeline_summary` pools: ``res``'s particles (a postprocess or
+    analysis result) matched one-to-one (IoU ≥ 0.5) with ``truth`` (diameters ``d_true``)."""
     matches = M.match_instances(res.particles, truth)
     d_measured = res.table["equivalent_diameter_nm"].to_numpy(np.float64)
-    d_true = np.array([i.equivalent_diameter_nm for i in truth], np.float64)
     return {
         "n_true": len(truth),
         "n_measured": len(res.particles),
@@ -464,7 +493,9 @@ def evaluate_model(
         regime, its particles against the true particles inside the field
         (:func:`pipeline_field`, :func:`pipeline_summary`): ``pipeline``; and
         ``pipeline_oracle``, the same analysis of the true mask, which shows what despeckling,
-        border removal and separation alone do to the numbers.
+        border removal and separation alone do to the numbers. With real pairs, the same for
+        them (``real.pipeline``, ``real.pipeline_oracle``; :func:`pipeline_pair`) at a nominal
+        1 nm/px.
     min_contrast_z : float
         ``Settings.min_contrast_z`` of both analyses (0: off, the default analysis).
 
@@ -567,6 +598,18 @@ def evaluate_model(
             items = [it for it in items if it.name in wanted]
         report["real"] = evaluate_pairs(seg, [(it.image, it.mask) for it in items])
         report["real"]["images"] = [it.name for it in items]
+        if pipeline:  # at a nominal 1 nm/px: the pairs carry no pixel size
+            real_recs: dict[str, list[dict[str, Any]]] = {"pipeline": [], "pipeline_oracle": []}
+            for it in items:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    res = analyze(it.image, pixel_size_nm=1.0, settings=settings)
+                real_recs["pipeline"].append(pipeline_pair(res, it.mask, 1.0))
+                real_recs["pipeline_oracle"].append(
+                    pipeline_pair(it.mask > 0, it.mask, 1.0, it.image, oracle_settings)
+                )
+            for key, found in real_recs.items():
+                report["real"][key] = pipeline_summary(found)
     if timing_size > 0:
         rng = np.random.default_rng(0)
         img = rng.random((timing_size, timing_size)).astype(np.float32)
