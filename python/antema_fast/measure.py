@@ -541,22 +541,28 @@ def measure_particles(
         rows, cols = (int(v) for v in image_shape)
         if rows <= 0 or cols <= 0:
             raise ValueError(f"image_shape: expected two positive sizes, got {image_shape!r}")
-    n = len(plist)
-    shapes = np.array([p.shape for p in plist], dtype=np.int32).reshape(n, 2)
-    origins = np.array([(p.row0, p.col0) for p in plist], dtype=np.int64).reshape(n, 2)
+    arrays = _core().measure_crops(*_pack(plist), rows, cols)
+    separated = np.array([p.separated for p in plist], dtype=bool)
+    return _table(arrays, s, variant, separated, threshold)
+
+
+def _pack(
+    particles: Sequence[Particle],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``particles`` as the core's concatenated crops: ``buffer`` (uint8, every bitmap row-major,
+    one after the other), ``offsets`` (int64, n + 1), ``shapes`` and ``origins`` (int32, n × 2)."""
+    n = len(particles)
+    shapes = np.array([p.shape for p in particles], dtype=np.int32).reshape(n, 2)
+    origins = np.array([(p.row0, p.col0) for p in particles], dtype=np.int64).reshape(n, 2)
     if n and (np.abs(origins).max() > np.iinfo(np.int32).max // 2):
         raise ValueError("particles: expected row0/col0 within ±2**30")
     offsets = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(shapes[:, 0].astype(np.int64) * shapes[:, 1], out=offsets[1:])
     if n:
-        buffer = np.concatenate([p.bitmap.ravel() for p in plist]).view(np.uint8)
+        buffer = np.concatenate([p.bitmap.ravel() for p in particles]).view(np.uint8)
     else:
         buffer = np.zeros(0, dtype=np.uint8)
-    arrays = _core().measure_crops(
-        np.ascontiguousarray(buffer), offsets, shapes, origins.astype(np.int32), rows, cols
-    )
-    separated = np.array([p.separated for p in plist], dtype=bool)
-    return _table(arrays, s, variant, separated, threshold)
+    return np.ascontiguousarray(buffer), offsets, shapes, origins.astype(np.int32)
 
 
 def regionprops_table(

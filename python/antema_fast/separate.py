@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ._settings import Settings
-from .measure import Particle, _as_mask, _check_pixel_size, measure_particles
+from .measure import Particle, _as_mask, _check_pixel_size, _pack, measure_particles
 
 __all__ = [
     "EXCLUDED_COLUMNS",
@@ -450,31 +450,11 @@ def contrast_z(
     if img.dtype not in _CONTRAST_DTYPES:
         img = img.astype(np.float64)
     img = np.ascontiguousarray(img.astype(img.dtype.newbyteorder("="), copy=False))
-    n = len(particles)
-    shapes = np.array([p.bitmap.shape for p in particles], np.int32).reshape(n, 2)
-    origins = np.array([(p.row0, p.col0) for p in particles], np.int32).reshape(n, 2)
-    offsets = np.zeros(n + 1, np.int64)
-    np.cumsum(shapes[:, 0].astype(np.int64) * shapes[:, 1], out=offsets[1:])
-    buffer = (
-        np.concatenate([p.bitmap.ravel() for p in particles]).view(np.uint8)
-        if n
-        else np.zeros(0, np.uint8)
+    crops = _pack(list(particles))
+    z = _core().contrast_z(
+        img, masks[0], masks[1], *crops, int(gap_px), int(ring_px), CONTRAST_MIN_RING_PX
     )
-    return np.asarray(
-        _core().contrast_z(
-            img,
-            masks[0],
-            masks[1],
-            buffer,
-            offsets,
-            shapes,
-            origins,
-            int(gap_px),
-            int(ring_px),
-            CONTRAST_MIN_RING_PX,
-        ),
-        dtype=np.float64,
-    )
+    return np.asarray(z, dtype=np.float64)
 
 
 def measured_share(
