@@ -37,7 +37,14 @@ RESAMPLE_TOLERANCE = 0.01
 # Segmenter.check_scale: coarse scale, and the full-size width from which a particle is
 # beyond the shipped model's training range (about 3-85 px)
 SCALE_CHECK_FACTOR = 8
-SCALE_CHECK_MIN_PX = 120.0
+SCALE_CHECK_MIN_PX = 80.0
+# A wide particle counts as captured by the full-scale mask when one full-scale component
+# covers this share of the wide region's core (the region eroded by the outline's
+# uncertainty) and has at least ``*_AREA`` times the region's area: otherwise the full-scale
+# pass missed it, broke it up or lost its rim, and the check and the merge act on it.
+CAPTURED_COVER = 0.9
+CAPTURED_AREA_CHECK = 0.7
+CAPTURED_AREA_MERGE = 0.85
 # A wide region that holds at least this many compact full-scale particles (solidity ≥ 0.9,
 # ≥ 6 px wide, ≥ 90 % inside it), together covering at least this fraction of it, is a field
 # of small particles that a coarse pass saw as one (a slow background gradient at 1/8 scale),
@@ -67,25 +74,140 @@ def _compact_inside(labels: np.ndarray, stats: np.ndarray, region: np.ndarray) -
     return count, total
 
 
+def _captured(
+    region: np.ndarray,
+    lab_full: np.ndarray,
+    stats_full: np.ndarray,
+    margin_px: int,
+    min_area_ratio: float,
+    min_convexity: float | None,
+) -> bool:
+    """Whether the full-scale mask (components ``lab_full``, ``stats_full``) holds the wide
+    particle ``region`` (bool, full size) whole: its largest component on the region's core
+    (``region`` eroded by ``margin_px``) covers :data:`CAPTURED_COVER` of the core (holes in
+    it count as not covered) and has at least ``min_area_ratio`` of the region's area; with a
+    ``min_convexity`` (given where the region is one convex particle), its convexity (SPEC
+    section 2) must also be above it, so that the analysis measures it as one particle as it
+    is: a ragged full-scale outline (textured particles past the model's range) would be sent
+    to separation and come back shrunk or split."""
+    import cv2
+
+    ys, xs = np.nonzero(region)
+    if ys.size == 0:
+        return True
+    pad = margin_px + 1
+    y0, y1 = max(int(ys.min()) - pad, 0), int(ys.max()) + pad + 1
+    x0, x1 = max(int(xs.min()) - pad, 0), int(xs.max()) + pad + 1
+    reg = region[y0:y1, x0:x1].astype(np.uint8)
+    core = reg
+    if margin_px > 0:
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin_px + 1,) * 2)
+        eroded = cv2.erode(reg, kernel)
+        core = eroded if eroded.any() else reg
+    core_b = core > 0
+    ids = lab_full[y0:y1, x0:x1][core_b]
+    ids = ids[ids > 0]
+    if ids.size == 0:
+        return False
+    j = int(np.bincount(ids).argmax())
+    # the component whole (it may reach beyond the region); holes count as missed, since
+    # a hollowed-out mask is what the analysis would separate and measure
+    x, y, w, h = (int(v) for v in stats_full[j, :4])
+    comp = lab_full[y : y + h, x : x + w] == j
+    if np.count_nonzero(comp) < min_area_ratio * np.count_nonzero(reg):
+        return False
+    on_core = np.zeros(core_b.shape, bool)
+    # the component in the region's window
+    oy0, oy1 = max(y, y0), min(y + h, y1)
+    ox0, ox1 = max(x, x0), min(x + w, x1)
+    if oy0 < oy1 and ox0 < ox1:
+        on_core[oy0 - y0 : oy1 - y0, ox0 - x0 : ox1 - x0] = comp[
+            oy0 - y : oy1 - y, ox0 - x : ox1 - x
+        ]
+    if np.count_nonzero(on_core & core_b) < CAPTURED_COVER * np.count_nonzero(core_b):
+        return False
+    return min_convexity is None or _convexity(comp) > min_convexity
+
+
+def _convexity(mask: np.ndarray) -> float:
+    """SPEC section 2 convexity of one bitmap (the C++ core's)."""
+    from .. import _core
+
+    return float(_core.convex_stats(np.ascontiguousarray(mask, dtype=np.uint8))["convexity"])
+
+
+def _convex_regions(labels: np.ndarray, stats: np.ndarray, ids: np.ndarray, t: float) -> set[int]:
+    """The labels among ``ids`` whose component (``labels``, ``stats`` of
+    ``cv2.connectedComponentsWithStats``) has a convexity above ``t``: one particle, not an
+    aggregate, as the pass that drew them sees it."""
+    out = set()
+    for i in ids:
+        x, y, w, h = (int(v) for v in stats[int(i), :4])
+        if _convexity(labels[y : y + h, x : x + w] == i) > t:
+            out.add(int(i))
+    return out
+
+
+def _widths(mask: np.ndarray, labels: np.ndarray, stats: np.ndarray, min_px: float) -> np.ndarray:
+    """Width of each labelled component (``cv2.connectedComponentsWithStats`` of ``mask``):
+    the diameter of the largest disc inside it, ``2·max`` of the Euclidean distance transform,
+    in px. Only components whose equivalent diameter reaches ``min_px`` are measured (a
+    component's width never exceeds it); the others get 0. The width, not the area, says
+    whether the model can see a particle whole: an aggregate of particles in the model's range
+    is as large as one wide particle, but no wider than its members."""
+    import cv2
+
+    out = np.zeros(stats.shape[0] - 1, np.float64)
+    cand = np.flatnonzero(stats[1:, cv2.CC_STAT_AREA] >= np.pi / 4.0 * min_px * min_px) + 1
+    if cand.size == 0:
+        return out
+    dist = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    for i in cand:
+        x, y, w, h = (int(v) for v in stats[i, :4])
+        crop = labels[y : y + h, x : x + w] == i
+        out[i - 1] = 2.0 * float(dist[y : y + h, x : x + w][crop].max())
+    return out
+
+
 def _wide_regions(
     labels: np.ndarray,
-    diameters: np.ndarray,
+    widths: np.ndarray,
     min_px: float,
     lab_full: np.ndarray,
     stats_full: np.ndarray,
-) -> tuple[list[int], int]:
-    """The labels (of a full-size label image; ``diameters[i - 1]`` the width of label ``i`` in
-    full-size px) at least ``min_px`` wide that are not a field of small particles in the
-    full-scale mask (its 8-connected components ``lab_full``, ``stats_full``), and how many
-    wide ones were such fields."""
-    large = np.flatnonzero(diameters >= min_px) + 1
-    keep = []
+    margin_px: int,
+    min_area_ratio: float,
+    min_convexity: float,
+    convex: set[int],
+) -> tuple[list[int], int, int]:
+    """The labels (of a full-size label image; ``widths[i - 1]`` the width of label ``i`` in
+    full-size px, :func:`_widths`) at least ``min_px`` wide that the full-scale mask (its
+    8-connected components ``lab_full``, ``stats_full``) did not capture (:func:`_captured`)
+    and that are not a field of small particles in it; then how many wide ones were such
+    fields, and how many were captured. The labels in ``convex`` (one convex particle where
+    they were drawn) must also be above ``min_convexity`` at full scale to count as captured;
+    the others are aggregates, whose full-scale outline is non-convex by nature and is
+    better than a reduced-scale one for separating them."""
+    large = np.flatnonzero(widths >= min_px) + 1
+    missed = []
+    fields = captured = 0
     for i in large:
         region = labels == i
         count, total = _compact_inside(lab_full, stats_full, region)
-        if count < SMALL_FIELD_COUNT or total < SMALL_FIELD_COVER * np.count_nonzero(region):
-            keep.append(int(i))
-    return keep, int(large.size) - len(keep)
+        if count >= SMALL_FIELD_COUNT and total >= SMALL_FIELD_COVER * np.count_nonzero(region):
+            fields += 1
+        elif _captured(
+            region,
+            lab_full,
+            stats_full,
+            margin_px,
+            min_area_ratio,
+            min_convexity if int(i) in convex else None,
+        ):
+            captured += 1
+        else:
+            missed.append(int(i))
+    return missed, fields, captured
 
 
 class _Engine(Protocol):
@@ -383,15 +505,23 @@ class Segmenter:
         Returns None when all is well (or the check does not apply: the threshold backend, a
         ``segment_scale`` other than 1, an image under ``64·factor`` px), else a dict with
         ``finding`` (what was seen), ``message`` (the finding and what to do),
-        ``diameter_px`` (median equivalent diameter of the large particles found at the coarse
+        ``diameter_px`` (median width, :func:`_widths`, of the large particles found at the coarse
         scale, in full-size pixels), ``missed_fraction`` and a ``suggested_scale`` that brings
         them to about 30 px.
 
         A coarse particle counts as large when it is at least ``SCALE_CHECK_MIN_PX`` wide at
         full size and is not a field of small particles (``SMALL_FIELD_COUNT`` compact
-        full-scale particles inside it covering ``SMALL_FIELD_COVER`` of it); the check fires
-        when large particles cover ≥ 2 % of the image and the full-scale mask covers less than
-        30 % of their area.
+        full-scale particles inside it covering ``SMALL_FIELD_COVER`` of it). The check fires
+        when the full-scale mask did not capture one or more large particles: no full-scale
+        component covers ``CAPTURED_COVER`` of the particle's core (the coarse region eroded
+        by ``factor`` px) with at least ``CAPTURED_AREA_CHECK`` of its area and, where the
+        coarse pass sees one convex particle, a convexity above
+        ``settings.convexity_threshold``. That takes in particles the full-scale pass
+        missed, broke into pieces, hollowed out, lost the rim of or drew with a ragged outline,
+        which is what a network trained on narrower particles does to them. Width is the
+        diameter of the largest disc inside a region, so an aggregate of particles in the
+        model's range is not taken for a wide particle.
+        ``missed_fraction`` is the share of those particles' area the full-scale mask leaves out.
         """
         import cv2
 
@@ -409,32 +539,39 @@ class Segmenter:
         n, lab, stats, _ = cv2.connectedComponentsWithStats(coarse.astype(np.uint8), connectivity=8)
         if n <= 1:
             return None
-        areas = stats[1:, cv2.CC_STAT_AREA].astype(np.float64) * factor * factor
-        diam = 2.0 * np.sqrt(areas / np.pi)
-        if not np.any(diam >= SCALE_CHECK_MIN_PX):
+        widths = factor * _widths(coarse, lab, stats, SCALE_CHECK_MIN_PX / factor)
+        if not np.any(widths >= SCALE_CHECK_MIN_PX):
             return None
+        t = self.settings.convexity_threshold
         up = cv2.resize(lab.astype(np.int32), (w, h), interpolation=cv2.INTER_NEAREST)
         _, lab_full, stats_full, _ = cv2.connectedComponentsWithStats(
             segmentation.mask.astype(np.uint8), connectivity=8
         )
-        keep, _ = _wide_regions(up, diam, SCALE_CHECK_MIN_PX, lab_full, stats_full)
-        if not keep:
+        missed, _, captured = _wide_regions(
+            up,
+            widths,
+            SCALE_CHECK_MIN_PX,
+            lab_full,
+            stats_full,
+            factor,
+            CAPTURED_AREA_CHECK,
+            t,
+            _convex_regions(lab, stats, np.flatnonzero(widths >= SCALE_CHECK_MIN_PX) + 1, t),
+        )
+        if not missed:
             return None
-        large = np.asarray(keep)
+        large = np.asarray(missed)
         big_full = np.isin(up, large)
         big_area = float(np.count_nonzero(big_full))
-        if big_area < 0.02 * h * w:
-            return None
         covered = float(np.count_nonzero(big_full & segmentation.mask)) / big_area
-        if covered >= 0.3:
-            return None
-        d = float(np.median(diam[large - 1]))
+        d = float(np.median(widths[large - 1]))
         scale = float(min(0.5, max(0.02, round(30.0 / d, 2))))
         finding = (
-            f"particles about {d:.0f} px wide cover {100 * big_area / (h * w):.0f} % of the "
-            f"image at 1/{factor} scale, but the full-scale segmentation covers only "
-            f"{100 * covered:.0f} % of them: they are wider than the model's range (about "
-            "3-85 px)"
+            f"{large.size} particle(s) about {d:.0f} px wide, {100 * big_area / (h * w):.0f} % "
+            f"of the image at 1/{factor} scale, are missed, broken up or ragged in the "
+            f"full-scale segmentation (it covers {100 * covered:.0f} % of them"
+            + (f"; {captured} other wide one(s) it holds whole" if captured else "")
+            + "): they are wider than the model's range (about 3-85 px)"
         )
         return {
             "finding": finding,
@@ -458,7 +595,7 @@ class Segmenter:
         """Segment ``image`` again at ``scale`` (typically :meth:`check_scale`'s
         ``suggested_scale``) and take the particles that are too wide for the model from there.
 
-        Regions at least ``min_width_px`` wide (equivalent diameter at full size) in the
+        Regions at least ``min_width_px`` wide (the largest disc inside them, at full size) in the
         reduced-scale mask replace whatever the full-scale ``segmentation`` found on them or
         touching them (its fragments of those particles); everywhere else the full-scale mask
         stays, so small particles beside large ones keep their full-resolution outlines. The
@@ -471,23 +608,35 @@ class Segmenter:
         n, lab, stats, _ = cv2.connectedComponentsWithStats(
             wide.mask.astype(np.uint8), connectivity=8
         )
-        diam = 2.0 * np.sqrt(stats[1:, cv2.CC_STAT_AREA].astype(np.float64) / np.pi)
+        widths = _widths(wide.mask, lab, stats, min_width_px)
+        t = self.settings.convexity_threshold
         _, lab_full, stats_full, _ = cv2.connectedComponentsWithStats(
             segmentation.mask.astype(np.uint8), connectivity=8
         )
-        keep, fields = _wide_regions(lab, diam, min_width_px, lab_full, stats_full)
+        r = max(1, int(np.ceil(1.0 / scale)))  # about one reduced-scale pixel
+        keep, fields, captured = _wide_regions(
+            lab,
+            widths,
+            min_width_px,
+            lab_full,
+            stats_full,
+            r,
+            CAPTURED_AREA_MERGE,
+            t,
+            _convex_regions(lab, stats, np.flatnonzero(widths >= min_width_px) + 1, t),
+        )
         note = {
             "scale": float(scale),
             "regions": len(keep),
             "small_particle_fields": fields,
+            "captured_at_full_scale": captured,
             "seconds": wide.seconds,
         }
         extra = {**segmentation.extra, "merged_scale": note}
         if not keep:
             return dataclasses.replace(segmentation, extra=extra)
         big = np.isin(lab, keep)
-        # a margin of about one reduced-scale pixel: what the coarser outline cannot place
-        r = max(1, int(np.ceil(1.0 / scale)))
+        # a margin of about one reduced-scale pixel (r): what the coarser outline cannot place
         near = (
             cv2.dilate(
                 big.astype(np.uint8),

@@ -1,0 +1,87 @@
+"""The rules of the scale check that need no model: how wide a region is, and whether the
+full-scale mask holds a wide particle whole (``antema_fast.segment._segmenter``)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from antema_fast.segment._segmenter import _captured, _convex_regions, _widths
+
+
+def _disc(shape: tuple[int, int], centre: tuple[float, float], d: float) -> np.ndarray:
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    return (yy - centre[0]) ** 2 + (xx - centre[1]) ** 2 <= (d / 2.0) ** 2
+
+
+def _components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    _, lab, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    return lab, stats
+
+
+def test_width_is_the_largest_inscribed_disc_not_the_area() -> None:
+    big = _disc((400, 600), (100, 100), 100)
+    # a chain of three touching 50-px discs: the area of an 87-px disc, 50 px wide
+    chain = _disc((400, 600), (300, 200), 50) | _disc((400, 600), (300, 248), 50)
+    chain |= _disc((400, 600), (300, 296), 50)
+    small = _disc((400, 600), (100, 400), 30)
+    mask = big | chain | small
+    lab, stats = _components(mask)
+    w = _widths(mask, lab, stats, 60.0)
+    by_label = {int(lab[100, 100]): 100, int(lab[300, 248]): 50}
+    for i, expected in by_label.items():
+        assert w[i - 1] == pytest.approx(expected, abs=3)
+    assert w[int(lab[100, 400]) - 1] == 0  # under the area that could reach 60 px: not measured
+    eq = 2 * np.sqrt(stats[int(lab[300, 248]), cv2.CC_STAT_AREA] / np.pi)
+    assert eq > 80  # what an equivalent-diameter rule would have called wide
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("whole", True),
+        ("hollow", False),
+        ("half", False),
+        ("broken", False),
+        ("ragged", False),
+        ("absent", False),
+        ("shrunk", False),
+    ],
+)
+def test_a_wide_particle_is_captured_only_when_held_whole_and_convex(
+    name: str, expected: bool
+) -> None:
+    shape = (300, 300)
+    region = _disc(shape, (150, 150), 160)
+    full = region.copy()
+    if name == "hollow":
+        full &= ~_disc(shape, (150, 150), 100)
+    elif name == "half":
+        full[:, 150:] = False
+    elif name == "broken":
+        full[145:155, :] = False
+        full[:, 145:155] = False
+    elif name == "ragged":
+        # notches of 6 px all around the outline: mostly there, but not convex
+        yy, xx = np.mgrid[: shape[0], : shape[1]]
+        angle = np.arctan2(yy - 150, xx - 150)
+        notch = (np.sin(angle * 40) > 0) & ~_disc(shape, (150, 150), 148)
+        full &= ~notch
+    elif name == "absent":
+        full[:] = False
+    elif name == "shrunk":
+        full = _disc(shape, (150, 150), 120)  # the rim lost: 56 % of the area
+    lab, stats = _components(full)
+    assert _captured(region, lab, stats, 4, 0.85, 0.95) is expected
+    # where the region is an aggregate (no convexity asked of it), a ragged outline is the
+    # full-scale pass's own business; the rest is judged the same
+    assert _captured(region, lab, stats, 4, 0.85, None) is (expected or name == "ragged")
+
+
+def test_only_convex_regions_are_single_particles() -> None:
+    shape = (300, 500)
+    one = _disc(shape, (150, 120), 160)
+    pair = _disc(shape, (150, 330), 100) | _disc(shape, (150, 420), 100)
+    lab, stats = _components(one | pair)
+    ids = np.unique(lab[lab > 0])
+    assert _convex_regions(lab, stats, ids, 0.95) == {int(lab[150, 120])}
