@@ -99,12 +99,12 @@ def _captured(
     y0, y1 = max(int(ys.min()) - pad, 0), int(ys.max()) + pad + 1
     x0, x1 = max(int(xs.min()) - pad, 0), int(xs.max()) + pad + 1
     reg = region[y0:y1, x0:x1].astype(np.uint8)
-    core = reg
+    core_b = reg > 0
     if margin_px > 0:
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin_px + 1,) * 2)
-        eroded = cv2.erode(reg, kernel)
-        core = eroded if eroded.any() else reg
-    core_b = core > 0
+        eroded = np.asarray(cv2.erode(reg, kernel)) > 0
+        if eroded.any():
+            core_b = eroded
     ids = lab_full[y0:y1, x0:x1][core_b]
     ids = ids[ids > 0]
     if ids.size == 0:
