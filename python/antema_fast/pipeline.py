@@ -387,6 +387,7 @@ def _provenance(
         "pixel_size_source": getattr(micrograph, "pixel_size_source", None),
         "reader_warnings": list(getattr(micrograph, "warnings", ()) or ()),
         "scale_check": (getattr(segmentation, "extra", None) or {}).get("scale_check"),
+        "outliers_repaired": (getattr(segmentation, "extra", None) or {}).get("outliers_repaired"),
         "backend": getattr(segmentation, "backend", None),
         "model_name": getattr(segmentation, "model_name", None),
         "model_sha256": getattr(segmentation, "model_sha256", None),
@@ -523,11 +524,97 @@ def _segmenter_info(segmenter: Any) -> dict[str, Any] | None:
     return None
 
 
-def segmentation_input(image: Any, settings: Settings, where: Any = None) -> np.ndarray:
+#: :func:`repair_outliers`: a pixel is a detector outlier when it differs from the median of
+#: its 3 × 3 neighbourhood by more than this many robust standard deviations of that
+#: difference, and lies beyond the image's 0.1-99.9 percentile range by more than
+#: ``OUTLIER_RANGE`` times that range.
+OUTLIER_SIGMAS = 10.0
+OUTLIER_RANGE = 0.5
+
+
+def repair_outliers(image: Any) -> tuple[np.ndarray, int]:
+    """Hot and dead pixels, cosmic-ray and X-ray hits replaced by the median of their 3 × 3
+    neighbourhood; the image itself (unchanged, not copied) when there are none.
+
+    A pixel is replaced only when it is far outside what the specimen shows (beyond the
+    0.1-99.9 percentile range by more than :data:`OUTLIER_RANGE` of it), isolated (more than
+    :data:`OUTLIER_SIGMAS` robust standard deviations from its neighbourhood's median, the
+    deviation's spread measured over the whole image) and alone or in a pair (at most one of
+    its 8 neighbours is that far out). Single pixels and two-pixel streaks that bright or dark
+    are defects of the detector or hits, not particles, but after the preprocessing's blur they
+    look like small particles to the network (bright ones in HAADF). Three or more such pixels
+    together are left alone, whatever they are: the smallest particle is never repaired away.
+    Returns the image and how many pixels were replaced.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> img = rng.poisson(100.0, (64, 64)).astype(np.float32)
+    >>> img[10, 20] = 60000.0  # a hot pixel
+    >>> fixed, n = repair_outliers(img)
+    >>> n, bool(fixed[10, 20] < 200)
+    (1, True)
+    >>> repair_outliers(fixed)[1]
+    0
+    """
+    import cv2
+
+    data = np.asarray(image)
+    if data.ndim != 2 or min(data.shape) < 3 or not np.issubdtype(data.dtype, np.number):
+        return data, 0
+    x = data.astype(np.float32)
+    finite = np.isfinite(x)
+    if not finite.all():
+        return data, 0  # non-finite regions are the reader's (``non_finite_regions``)
+    step = max(1, int(np.sqrt(x.size / 250_000)))  # about 250 000 samples set the statistics
+    sample = x[::step, ::step]
+    lo, hi = (float(v) for v in np.percentile(sample, [0.1, 99.9]))
+    spread = hi - lo
+    if not spread > 0:
+        return data, 0
+    far = (x > hi + OUTLIER_RANGE * spread) | (x < lo - OUTLIER_RANGE * spread)
+    rows, cols = np.nonzero(far)
+    if rows.size == 0 or rows.size > 0.001 * x.size:
+        return data, 0  # none, or more than the percentiles allow: not isolated defects
+    # each candidate's 3 x 3 neighbourhood (edges repeated): its median and how many of its
+    # neighbours are far out too (the edge repeats the pixel itself, never a neighbour)
+    h, w = x.shape
+    dr, dc = (a.ravel() - 1 for a in np.mgrid[0:3, 0:3])
+    rr = np.clip(rows[:, None] + dr, 0, h - 1)
+    cc = np.clip(cols[:, None] + dc, 0, w - 1)
+    med = np.median(x[rr, cc], axis=1)
+    inside = ((rows[:, None] + dr) == rr) & ((cols[:, None] + dc) == cc)
+    others = (far[rr, cc] & inside).sum(axis=1) - 1
+    # the spread of (pixel - its 3 x 3 median) over the image, from a central window
+    wy, wx = min(h, 512), min(w, 512)
+    win = np.ascontiguousarray(x[(h - wy) // 2 : (h + wy) // 2, (w - wx) // 2 : (w + wx) // 2])
+    dev = (win - cv2.medianBlur(win, 3))[1:-1, 1:-1]
+    sigma = 1.4826 * float(np.median(np.abs(dev - np.median(dev))))
+    if not sigma > 0:
+        sigma = float(np.std(dev)) or spread
+    # at most one other far pixel among the 8 neighbours: single pixels and two-pixel streaks,
+    # never a cluster of three or more (the smallest particle)
+    bad = (others <= 1) & (np.abs(x[rows, cols] - med) > OUTLIER_SIGMAS * sigma)
+    n = int(np.count_nonzero(bad))
+    if n == 0:
+        return data, 0
+    fill = med[bad]
+    if not np.issubdtype(data.dtype, np.floating):
+        info = np.iinfo(data.dtype)
+        fill = np.clip(np.rint(fill), info.min, info.max)
+    out = data.copy()
+    out[rows[bad], cols[bad]] = fill.astype(data.dtype)
+    return out, n
+
+
+def segmentation_input(
+    image: Any, settings: Settings, where: Any = None, report: dict[str, Any] | None = None
+) -> np.ndarray:
     """The image as the segmentation sees it: with ``settings.ignore_regions`` (a burned-in
     scale bar, a data bar) filled with the median of the other pixels, so that their extreme
-    values neither set the contrast scaling nor look like particles; the image itself when
-    there are none.
+    values neither set the contrast scaling nor look like particles, and detector outliers
+    (hot pixels, cosmic-ray hits) repaired (:func:`repair_outliers`); the image itself when
+    there is nothing to do. ``report``, when given, gets ``outliers_repaired`` (a count).
 
     Raises
     ------
@@ -547,10 +634,13 @@ def segmentation_input(image: Any, settings: Settings, where: Any = None) -> np.
         ignored = settings.ignored_mask(data.shape)
     except ValueError as exc:
         raise ValueError(f"{where}: {exc}" if where is not None else str(exc)) from None
-    if ignored is None:
-        return data
-    out = data.copy()
-    out[ignored] = np.median(data[~ignored]).astype(data.dtype)
+    out = data
+    if ignored is not None:
+        out = data.copy()
+        out[ignored] = np.median(data[~ignored]).astype(data.dtype)
+    out, n = repair_outliers(out)
+    if report is not None:
+        report["outliers_repaired"] = n
     return out
 
 
@@ -750,13 +840,16 @@ def analyze(
 
     given = settings
     settings = image_settings(micrograph.data, settings, overlays)
-    image = segmentation_input(micrograph.data, settings, where)
+    prepared: dict[str, Any] = {}
+    image = segmentation_input(micrograph.data, settings, where, prepared)
     t0 = time.perf_counter()
     if segmenter is None:
         segmenter = _make_segmenter(settings)
         timings["load_model"] = time.perf_counter() - t0
         t0 = time.perf_counter()
     segmentation = segmenter.segment(image, pixel_size_nm=s)
+    if isinstance(getattr(segmentation, "extra", None), dict):
+        segmentation.extra.update(prepared)
     timings["segment"] = time.perf_counter() - t0
     if settings.check_scale:
         segmentation = check_and_merge_scale(

@@ -314,11 +314,14 @@ class _Workers:
             image = mg.data
             settings = self._settings
             overlays = None
+            prepared: dict[str, Any] = {}
             if isinstance(settings, Settings):  # ignore_regions (and a data or scale bar) filled
                 overlays = micrograph_overlays(mg)
                 settings = image_settings(image, settings, overlays)
-                image = segmentation_input(image, settings, f"frame {ref.index}")
+                image = segmentation_input(image, settings, f"frame {ref.index}", prepared)
             seg = self._segmenter.segment(image, pixel_size_nm=mg.pixel_size_nm)
+            if isinstance(getattr(seg, "extra", None), dict):
+                seg.extra.update(prepared)
             timings["segment"] = time.perf_counter() - t0
             if (
                 getattr(self._settings, "check_scale", False)
