@@ -107,3 +107,30 @@ def test_hot_pixels_do_not_become_particles_in_a_haadf_analysis() -> None:
     n_raw = cv2.connectedComponents(seg.segment(hot).mask.astype(np.uint8), connectivity=8)[0]
     n_clean = cv2.connectedComponents(seg.segment(s.image).mask.astype(np.uint8), connectivity=8)[0]
     assert n_raw >= n_clean + idx.size // 4
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.uint16])
+def test_dead_and_hot_lines_are_replaced_by_the_lines_beside_them(dtype) -> None:  # type: ignore[no-untyped-def]
+    img = _noise((256, 200), 4)
+    img[:, 50] = 0.0  # a dead column
+    img[120, :] = 30000.0  # a hot row
+    img = img.astype(dtype)
+    fixed, n = repair_outliers(img)
+    assert n == 256 + 200 - 1 and fixed.dtype == img.dtype  # the crossing counted once
+    assert 350 < float(np.median(fixed[:, 50])) < 450 and 350 < float(np.median(fixed[120])) < 450
+    rest = np.ones(img.shape, bool)
+    rest[:, 50] = False
+    rest[120, :] = False
+    assert np.array_equal(fixed[rest], img[rest])  # nothing else is touched
+    assert repair_outliers(fixed)[1] == 0
+
+
+def test_straight_edges_of_the_specimen_are_not_lines_to_repair() -> None:
+    """A film edge along a column, a dark band three columns wide and a line at the image's
+    edge change the line medians, but none is a one-line defect between two agreeing lines."""
+    img = _noise((256, 256), 5)
+    img[:, 128:] *= 0.2  # a step: the edge of a hole, or of a thick region
+    img[:, 40:43] = 5.0  # a band wider than one line
+    img[:, 0] = 0.0  # the image's first column: left as it is
+    fixed, n = repair_outliers(img)
+    assert n == 0 and fixed is img
