@@ -570,19 +570,20 @@ def _repair_lines(data: np.ndarray) -> tuple[np.ndarray, int]:
     edge of the specimen along a column changes the median once, from one line to the next,
     and is not a defect. Lines on the image's edge are left as they are. Returns the image and
     how many pixels were replaced."""
-    x = data.astype(np.float32)
-    h, w = x.shape
-    step = max(1, int(np.sqrt(x.size / 250_000)))
+    h, w = data.shape
+    step = max(1, int(np.sqrt(data.size / 250_000)))
     # 5-95: a few bad lines of a small image must not set the range themselves
-    lo, hi = (float(v) for v in np.percentile(x[::step, ::step], [5.0, 95.0]))
+    lo, hi = (float(v) for v in np.percentile(data[::step, ::step], [5.0, 95.0]))
     if not hi > lo:
         return data, 0
-    touched = np.zeros(x.shape, bool)
+    x: np.ndarray = data  # becomes a float32 copy at the first repair
+    touched: np.ndarray | None = None
     for axis, length in ((1, w), (0, h)):  # columns, then rows of the image with them repaired
         if length < 5:
             continue
         other = h if axis == 1 else w
-        take = slice(None, None, max(1, other // 512))  # about 512 samples per line
+        # about 128 samples per line: enough for a median that a dead line sets alone
+        take = slice(None, None, max(1, other // 128))
         lines = x[take, :] if axis == 1 else x[:, take].T
         prof = np.median(lines, axis=0).astype(np.float64)
         a, c, b = prof[:-2], prof[1:-1], prof[2:]
@@ -598,6 +599,9 @@ def _repair_lines(data: np.ndarray) -> tuple[np.ndarray, int]:
         ks = np.flatnonzero(bad) + 1
         if ks.size == 0:
             continue
+        if touched is None:
+            x = data.astype(np.float32)
+            touched = np.zeros(x.shape, bool)
         for k in ks:
             if axis == 1:
                 x[:, k] = 0.5 * (x[:, k - 1] + x[:, k + 1])
@@ -605,9 +609,9 @@ def _repair_lines(data: np.ndarray) -> tuple[np.ndarray, int]:
             else:
                 x[k, :] = 0.5 * (x[k - 1, :] + x[k + 1, :])
                 touched[k, :] = True
-    n = int(np.count_nonzero(touched))
-    if n == 0:
+    if touched is None:
         return data, 0
+    n = int(np.count_nonzero(touched))
     out = x
     if np.issubdtype(data.dtype, np.floating):
         return out.astype(data.dtype), n
@@ -630,17 +634,16 @@ def _repair_pixels(data: np.ndarray) -> tuple[np.ndarray, int]:
     Returns the image and how many pixels were replaced."""
     import cv2
 
-    x = data.astype(np.float32)
-    step = max(1, int(np.sqrt(x.size / 250_000)))  # about 250 000 samples set the statistics
-    sample = x[::step, ::step]
-    lo, hi = (float(v) for v in np.percentile(sample, [0.1, 99.9]))
+    step = max(1, int(np.sqrt(data.size / 250_000)))  # about 250 000 samples set the statistics
+    lo, hi = (float(v) for v in np.percentile(data[::step, ::step], [0.1, 99.9]))
     spread = hi - lo
     if not spread > 0:
         return data, 0
-    far = (x > hi + OUTLIER_RANGE * spread) | (x < lo - OUTLIER_RANGE * spread)
+    far = (data > hi + OUTLIER_RANGE * spread) | (data < lo - OUTLIER_RANGE * spread)
     rows, cols = np.nonzero(far)
-    if rows.size == 0 or rows.size > 0.001 * x.size:
+    if rows.size == 0 or rows.size > 0.001 * data.size:
         return data, 0  # none, or more than the percentiles allow: not isolated defects
+    x = data.astype(np.float32)
     # each candidate's 3 x 3 neighbourhood (edges repeated): its median and how many of its
     # neighbours are far out too (the edge repeats the pixel itself, never a neighbour)
     h, w = x.shape
