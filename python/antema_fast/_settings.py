@@ -77,12 +77,14 @@ class Settings:
     check_scale : bool
         ``analyze`` segments each image (of at least 512 px) once more at 1/8 scale and warns,
         with a suggested ``segment_scale``, when that finds particles wider than the model's
-        range which the full-scale segmentation missed (see ``Segmenter.check_scale``).
+        range which the full-scale segmentation missed, broke up, hollowed out or drew ragged
+        (see ``Segmenter.check_scale``).
     auto_scale : bool
         Act on that finding instead of only warning: segment the image again at the suggested
-        scale and take the wide particles from there, keeping the full-scale outlines of all
-        other particles (``Segmenter.merge_wide``; recorded in the result's provenance as
-        ``scale_check["merged_scale"]``). Needs ``check_scale``; off → the warning only.
+        scale and take from there the wide particles the full-scale mask does not hold whole,
+        keeping the full-scale outlines of all other particles (``Segmenter.merge_wide``;
+        recorded in the result's provenance as ``scale_check["merged_scale"]``). Needs
+        ``check_scale``; off → the warning only.
     min_measured_fraction : float
         ``analyze`` warns when less than this share of the segmented particle area, border
         effects aside, ends up in measured particles (the rest went to exclusions such as
