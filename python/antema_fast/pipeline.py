@@ -555,15 +555,18 @@ def repair_outliers(image: Any) -> tuple[np.ndarray, int]:
         return data, 0
     if not np.isfinite(data).all():
         return data, 0  # non-finite regions are the reader's (``non_finite_regions``)
-    out, n_lines = _repair_lines(data)
-    out, n_pixels = _repair_pixels(out)
+    step = max(1, int(np.sqrt(data.size / 65_536)))  # about 65 000 samples set the ranges
+    p = np.percentile(data[::step, ::step], [0.1, 5.0, 95.0, 99.9])
+    out, n_lines = _repair_lines(data, float(p[1]), float(p[2]))
+    out, n_pixels = _repair_pixels(out, float(p[0]), float(p[3]))
     return out, n_lines + n_pixels
 
 
-def _repair_lines(data: np.ndarray) -> tuple[np.ndarray, int]:
+def _repair_lines(data: np.ndarray, lo: float, hi: float) -> tuple[np.ndarray, int]:
     """Whole columns and rows that a detector got wrong (dead, hot, or offset), replaced by the
     mean of the two lines beside them. A line is such a defect when its median lies beyond the
-    image's 5-95 percentile range by more than :data:`OUTLIER_RANGE` of it and stands out from
+    image's 5-95 percentile range (``lo``, ``hi``; 5-95 so that a few bad lines of a small image
+    do not set it themselves) by more than :data:`OUTLIER_RANGE` of it and stands out from
     the medians of both neighbours, in the same direction, by more than
     :data:`OUTLIER_SIGMAS` robust standard deviations of that difference along the image, while
     the two neighbours agree with each other (within a quarter of the difference): a straight
@@ -571,9 +574,6 @@ def _repair_lines(data: np.ndarray) -> tuple[np.ndarray, int]:
     and is not a defect. Lines on the image's edge are left as they are. Returns the image and
     how many pixels were replaced."""
     h, w = data.shape
-    step = max(1, int(np.sqrt(data.size / 250_000)))
-    # 5-95: a few bad lines of a small image must not set the range themselves
-    lo, hi = (float(v) for v in np.percentile(data[::step, ::step], [5.0, 95.0]))
     if not hi > lo:
         return data, 0
     x: np.ndarray = data  # becomes a float32 copy at the first repair
@@ -619,13 +619,14 @@ def _repair_lines(data: np.ndarray) -> tuple[np.ndarray, int]:
     return np.clip(np.rint(out), info.min, info.max).astype(data.dtype), n
 
 
-def _repair_pixels(data: np.ndarray) -> tuple[np.ndarray, int]:
+def _repair_pixels(data: np.ndarray, lo: float, hi: float) -> tuple[np.ndarray, int]:
     """Hot and dead pixels, cosmic-ray and X-ray hits replaced by the median of their 3 × 3
     neighbourhood.
 
     A pixel is replaced only when it is far outside what the specimen shows (beyond the
-    0.1-99.9 percentile range by more than :data:`OUTLIER_RANGE` of it), isolated (more than
-    :data:`OUTLIER_SIGMAS` robust standard deviations from its neighbourhood's median, the
+    0.1-99.9 percentile range, ``lo`` to ``hi``, by more than :data:`OUTLIER_RANGE` of it),
+    isolated (more than :data:`OUTLIER_SIGMAS` robust standard deviations from its
+    neighbourhood's median, the
     deviation's spread measured over the whole image) and alone or in a pair (at most one of
     its 8 neighbours is that far out). Single pixels and two-pixel streaks that bright or dark
     are defects of the detector or hits, not particles, but after the preprocessing's blur they
@@ -634,12 +635,12 @@ def _repair_pixels(data: np.ndarray) -> tuple[np.ndarray, int]:
     Returns the image and how many pixels were replaced."""
     import cv2
 
-    step = max(1, int(np.sqrt(data.size / 250_000)))  # about 250 000 samples set the statistics
-    lo, hi = (float(v) for v in np.percentile(data[::step, ::step], [0.1, 99.9]))
     spread = hi - lo
     if not spread > 0:
         return data, 0
     far = (data > hi + OUTLIER_RANGE * spread) | (data < lo - OUTLIER_RANGE * spread)
+    if not far.any():
+        return data, 0
     rows, cols = np.nonzero(far)
     if rows.size == 0 or rows.size > 0.001 * data.size:
         return data, 0  # none, or more than the percentiles allow: not isolated defects
