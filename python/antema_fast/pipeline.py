@@ -562,6 +562,19 @@ def repair_outliers(image: Any) -> tuple[np.ndarray, int]:
     return out, n_lines + n_pixels
 
 
+def _robust_sigma(values: np.ndarray) -> float:
+    """Standard deviation estimated from the median absolute deviation."""
+    return 1.4826 * float(np.median(np.abs(values - np.median(values))))
+
+
+def _cast_like(values: np.ndarray, dtype: np.dtype[Any]) -> np.ndarray:
+    """Repaired float values in the image's dtype (rounded and clipped for integers)."""
+    if np.issubdtype(dtype, np.floating):
+        return values.astype(dtype)
+    info = np.iinfo(dtype)
+    return np.clip(np.rint(values), info.min, info.max).astype(dtype)
+
+
 def _repair_lines(data: np.ndarray, lo: float, hi: float) -> tuple[np.ndarray, int]:
     """Whole columns and rows that a detector got wrong (dead, hot, or offset), replaced by the
     mean of the two lines beside them. A line is such a defect when its median lies beyond the
@@ -588,7 +601,7 @@ def _repair_lines(data: np.ndarray, lo: float, hi: float) -> tuple[np.ndarray, i
         prof = np.median(lines, axis=0).astype(np.float64)
         a, c, b = prof[:-2], prof[1:-1], prof[2:]
         d = c - 0.5 * (a + b)
-        sigma = 1.4826 * float(np.median(np.abs(d - np.median(d))))
+        sigma = _robust_sigma(d)
         beyond = (c > hi + OUTLIER_RANGE * (hi - lo)) | (c < lo - OUTLIER_RANGE * (hi - lo))
         bad = (
             beyond
@@ -611,12 +624,7 @@ def _repair_lines(data: np.ndarray, lo: float, hi: float) -> tuple[np.ndarray, i
                 touched[k, :] = True
     if touched is None:
         return data, 0
-    n = int(np.count_nonzero(touched))
-    out = x
-    if np.issubdtype(data.dtype, np.floating):
-        return out.astype(data.dtype), n
-    info = np.iinfo(data.dtype)
-    return np.clip(np.rint(out), info.min, info.max).astype(data.dtype), n
+    return _cast_like(x, data.dtype), int(np.count_nonzero(touched))
 
 
 def _repair_pixels(data: np.ndarray, lo: float, hi: float) -> tuple[np.ndarray, int]:
@@ -626,13 +634,13 @@ def _repair_pixels(data: np.ndarray, lo: float, hi: float) -> tuple[np.ndarray, 
     A pixel is replaced only when it is far outside what the specimen shows (beyond the
     0.1-99.9 percentile range, ``lo`` to ``hi``, by more than :data:`OUTLIER_RANGE` of it),
     isolated (more than :data:`OUTLIER_SIGMAS` robust standard deviations from its
-    neighbourhood's median, the
-    deviation's spread measured over the whole image) and alone or in a pair (at most one of
-    its 8 neighbours is that far out). Single pixels and two-pixel streaks that bright or dark
-    are defects of the detector or hits, not particles, but after the preprocessing's blur they
-    look like small particles to the network (bright ones in HAADF). Three or more such pixels
-    together are left alone, whatever they are: the smallest particle is never repaired away.
-    Returns the image and how many pixels were replaced."""
+    neighbourhood's median, the deviation's spread measured over the whole image) and alone
+    or in a pair (at most one of its 8 neighbours is that far out). Single pixels and
+    two-pixel streaks that bright or dark are defects of the detector or hits, not particles,
+    but after the preprocessing's blur they look like small particles to the network (bright
+    ones in HAADF). Three or more such pixels together are left alone, whatever they are: the
+    smallest particle is never repaired away. Returns the image and how many pixels were
+    replaced."""
     import cv2
 
     spread = hi - lo
@@ -642,8 +650,8 @@ def _repair_pixels(data: np.ndarray, lo: float, hi: float) -> tuple[np.ndarray, 
     if not far.any():
         return data, 0
     rows, cols = np.nonzero(far)
-    if rows.size == 0 or rows.size > 0.001 * data.size:
-        return data, 0  # none, or more than the percentiles allow: not isolated defects
+    if rows.size > 0.001 * data.size:
+        return data, 0  # more than the percentiles allow: not isolated defects
     x = data.astype(np.float32)
     # each candidate's 3 x 3 neighbourhood (edges repeated): its median and how many of its
     # neighbours are far out too (the edge repeats the pixel itself, never a neighbour)
@@ -658,7 +666,7 @@ def _repair_pixels(data: np.ndarray, lo: float, hi: float) -> tuple[np.ndarray, 
     wy, wx = min(h, 512), min(w, 512)
     win = np.ascontiguousarray(x[(h - wy) // 2 : (h + wy) // 2, (w - wx) // 2 : (w + wx) // 2])
     dev = (win - cv2.medianBlur(win, 3))[1:-1, 1:-1]
-    sigma = 1.4826 * float(np.median(np.abs(dev - np.median(dev))))
+    sigma = _robust_sigma(dev)
     if not sigma > 0:
         sigma = float(np.std(dev)) or spread
     # at most one other far pixel among the 8 neighbours: single pixels and two-pixel streaks,
@@ -667,12 +675,8 @@ def _repair_pixels(data: np.ndarray, lo: float, hi: float) -> tuple[np.ndarray, 
     n = int(np.count_nonzero(bad))
     if n == 0:
         return data, 0
-    fill = med[bad]
-    if not np.issubdtype(data.dtype, np.floating):
-        info = np.iinfo(data.dtype)
-        fill = np.clip(np.rint(fill), info.min, info.max)
     out = data.copy()
-    out[rows[bad], cols[bad]] = fill.astype(data.dtype)
+    out[rows[bad], cols[bad]] = _cast_like(med[bad], data.dtype)
     return out, n
 
 

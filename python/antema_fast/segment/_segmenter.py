@@ -105,26 +105,16 @@ def _captured(
         eroded = np.asarray(cv2.erode(reg, kernel)) > 0
         if eroded.any():
             core_b = eroded
-    ids = lab_full[y0:y1, x0:x1][core_b]
-    ids = ids[ids > 0]
-    if ids.size == 0:
+    on_core = lab_full[y0:y1, x0:x1][core_b]  # holes count as not covered
+    counts = np.bincount(on_core)
+    counts[0] = 0
+    j = int(counts.argmax())
+    if counts[j] < CAPTURED_COVER * on_core.size:
         return False
-    j = int(np.bincount(ids).argmax())
-    # the component whole (it may reach beyond the region); holes count as missed, since
-    # a hollowed-out mask is what the analysis would separate and measure
+    # the component whole (it may reach beyond the region)
     x, y, w, h = (int(v) for v in stats_full[j, :4])
     comp = lab_full[y : y + h, x : x + w] == j
     if np.count_nonzero(comp) < min_area_ratio * np.count_nonzero(reg):
-        return False
-    on_core = np.zeros(core_b.shape, bool)
-    # the component in the region's window
-    oy0, oy1 = max(y, y0), min(y + h, y1)
-    ox0, ox1 = max(x, x0), min(x + w, x1)
-    if oy0 < oy1 and ox0 < ox1:
-        on_core[oy0 - y0 : oy1 - y0, ox0 - x0 : ox1 - x0] = comp[
-            oy0 - y : oy1 - y, ox0 - x : ox1 - x
-        ]
-    if np.count_nonzero(on_core & core_b) < CAPTURED_COVER * np.count_nonzero(core_b):
         return False
     return min_convexity is None or _convexity(comp) > min_convexity
 
