@@ -187,6 +187,58 @@ def test_batch_goes_past_bad_files(mixed_folder: Path, tmp_path: Path, capsys) -
     assert m is not None and m["pixel_size_source"] == "user"
 
 
+def test_inputs_pictures_by_pattern_and_folders_that_say_what_they_hold(tmp_path: Path) -> None:
+    import cv2
+    from antema_fast._batch import expand_inputs
+
+    pics = tmp_path / "pics"
+    pics.mkdir()
+    for k in range(3):
+        cv2.imwrite(str(pics / f"f{k}.png"), (discs(k) // 16).astype(np.uint8))
+    (pics / "f3.JPG").write_bytes(b"not read here")
+    deep = tmp_path / "deep"
+    (deep / "a" / "b").mkdir(parents=True)
+    write_tif(deep / "a" / "one.tif", discs(1))
+    write_tif(deep / "a" / "b" / "two.tif", discs(2))
+    (deep / "a" / "note.txt").write_text("not a micrograph")
+
+    # a folder takes micrographs only; an empty-handed one says what it holds and what to pass
+    files, missing = expand_inputs([pics, deep])
+    assert files == []
+    (_, why_pics), (_, why_deep) = missing
+    assert "3 .png picture(s)" in why_pics and str(pics / "*.png") in why_pics
+    assert "sub-folders hold 2 micrograph(s)" in why_deep and str(deep / "**" / "*") in why_deep
+    # a quoted pattern takes the suffix it names (as a shell that expands nothing needs)
+    files, missing = expand_inputs([str(pics / "*.png"), str(pics / "*.JPG")])
+    assert [f.name for f in files] == ["f0.png", "f1.png", "f2.png", "f3.JPG"] and missing == []
+    # "**/*" takes micrographs only, not the notes or pictures beside them
+    files, missing = expand_inputs([str(deep / "**" / "*"), str(pics / "*.tif")])
+    assert sorted(f.name for f in files) == ["one.tif", "two.tif"]
+    assert missing == [(str(pics / "*.tif"), "pattern matched no micrographs")]
+    files, missing = expand_inputs([str(pics / "*")])
+    assert files == [] and missing == [
+        (str(pics / "*"), "pattern matched no micrographs (4 other file(s))")
+    ]
+
+    # end to end: the quoted PNG pattern is analysed with a pixel size
+    out = tmp_path / "out"
+    rc = main(
+        [
+            "analyze",
+            str(pics / "*.png"),
+            "-o",
+            str(out),
+            "--pixel-size",
+            "0.5",
+            "--no-images",
+            "--quiet",
+            *FAST,
+        ]
+    )
+    assert rc == 0
+    assert sorted(set(pd.read_csv(out / "particles.csv")["image"])) == ["f0", "f1", "f2"]
+
+
 def test_resume_finishes_the_rest_without_redoing(mixed_folder: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     good = sorted(mixed_folder.glob("good*.tif"))

@@ -73,8 +73,13 @@ def expand_inputs(
     """Files to analyse from files, folders and glob patterns, in a stable order.
 
     A folder contributes its files with a :data:`SUPPORTED_SUFFIXES` suffix (not its sub-folders;
-    use a ``**`` glob for those). Patterns are expanded with :func:`glob.glob` (``recursive=True``).
-    Duplicates are dropped, keeping the first occurrence.
+    use a ``**`` glob for those); when it has none, the reason says what it does hold (pictures,
+    micrographs in sub-folders) and how to name them. Patterns are expanded with
+    :func:`glob.glob` (``recursive=True``) and contribute the matches with a supported suffix, or
+    with the suffix the pattern itself ends in: ``"figs/*.png"`` takes PNG pictures (which carry
+    no calibration, so a folder does not pick them up), ``"data/**/*"`` only micrographs. Quoted
+    patterns matter where the shell does not expand them (Windows). Duplicates are dropped,
+    keeping the first occurrence.
 
     Returns
     -------
@@ -105,24 +110,71 @@ def expand_inputs(
         p = Path(text)
         if p.is_dir():
             if add_folder(p) == 0:
-                missing.append(
-                    (text, f"folder holds no micrographs ({', '.join(SUPPORTED_SUFFIXES)})")
-                )
+                missing.append((text, _empty_folder_reason(p)))
         elif p.is_file():
             add(p)
         elif _GLOB_CHARS & set(text):
             matches = sorted(glob.glob(text, recursive=True))
+            named = text.lower()
             n = 0
             for m in matches:
                 mp = Path(m)
-                if mp.is_file() and mp.suffix.lower() in SUPPORTED_SUFFIXES:
+                suffix = mp.suffix.lower()
+                if mp.is_file() and (
+                    suffix in SUPPORTED_SUFFIXES or (suffix and named.endswith(suffix))
+                ):
                     add(mp)
                     n += 1
             if n == 0:
-                missing.append((text, "pattern matched no micrographs"))
+                missing.append(
+                    (
+                        text,
+                        "pattern matched no micrographs"
+                        + (f" ({len(matches)} other file(s))" if matches else ""),
+                    )
+                )
         else:
             missing.append((text, "no such file or folder"))
     return files, missing
+
+
+#: Suffixes of plain pictures: readable, but without calibration, so a folder does not pick
+#: them up (an output folder of overlays would otherwise be analysed too).
+PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+
+
+def _empty_folder_reason(d: Path, limit: int = 10000) -> str:
+    """Why folder ``d`` contributed nothing, and what to pass instead: its pictures by suffix
+    (:data:`PICTURE_SUFFIXES`), and the micrographs of its sub-folders (a walk of at most
+    ``limit`` entries)."""
+    reason = f"folder holds no micrographs ({', '.join(SUPPORTED_SUFFIXES)})"
+    pictures: dict[str, int] = {}
+    for f in d.iterdir():
+        suffix = f.suffix.lower()
+        if suffix in PICTURE_SUFFIXES and f.is_file():
+            pictures[suffix] = pictures.get(suffix, 0) + 1
+    if pictures:
+        suffix, n = max(pictures.items(), key=lambda kv: kv[1])
+        reason += (
+            f"; it holds {n} {suffix} picture(s), which carry no calibration and are taken only "
+            f"when named: pass '{d / ('*' + suffix)}' (quoted) with --pixel-size or --scale-bar-nm"
+        )
+    seen = 0
+    nested = 0
+    for root, _dirs, names in os.walk(d):
+        if Path(root) == d:
+            continue
+        for name in names:
+            seen += 1
+            nested += Path(name).suffix.lower() in SUPPORTED_SUFFIXES
+        if seen >= limit:
+            break
+    if nested:
+        reason += (
+            f"; its sub-folders hold {nested}{'+' if seen >= limit else ''} micrograph(s), "
+            f"which a folder does not include: pass '{d / '**' / '*'}' (quoted)"
+        )
+    return reason
 
 
 def assign_folders(files: Sequence[Path]) -> list[str]:
