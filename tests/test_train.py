@@ -198,6 +198,79 @@ def test_synthetic_tiles_without_photometric_changes_are_inference_inputs(tmp_pa
     assert ck["config"]["synthetic_photometric"] is False
 
 
+def test_gap_weights_follow_the_unet_formula_between_particles_only() -> None:
+    """U-Net's weight map: 1 + w0·exp(−(d1 + d2)²/(2σ²)) on background pixels, d1 and d2 the
+    distances to the nearest and the second-nearest particle; 1 on particles, next to a lone
+    particle and far from all."""
+    from antema_fast.train.data import gap_weights
+
+    h, w = 40, 60
+    yy, xx = np.mgrid[:h, :w]
+    a = (yy - 20) ** 2 + (xx - 18) ** 2 <= 8**2
+    b = (yy - 20) ** 2 + (xx - 38) ** 2 <= 8**2  # a 3-px gap between the discs (cols 27-29)
+    crops = []
+    for m in (a, b):
+        rr, cc = np.nonzero(m)
+        crops.append((rr.min(), cc.min(), m[rr.min() : rr.max() + 1, cc.min() : cc.max() + 1]))
+    wt = gap_weights((h, w), crops, 5.0, 3.0)
+    assert wt.dtype == np.float32 and wt.shape == (h, w)
+    assert np.all(wt[a | b] == 1.0)
+    # the middle of the gap: 2 px from each disc (cols 26 and 30 are their last pixels)
+    assert wt[20, 28] == pytest.approx(1 + 5 * np.exp(-(4.0**2) / 18), rel=1e-3)
+    assert wt[20, 28] > wt[12, 28] > wt[2, 28] >= 1.0  # falls off along the gap
+    assert np.allclose(wt[:, :5], 1.0, atol=1e-6)  # beside one disc only: d2 is large
+    # one particle, none, or w0 = 0: no weights
+    assert np.all(gap_weights((h, w), crops[:1], 5.0, 3.0) == 1.0)
+    assert np.all(gap_weights((h, w), crops, 0.0, 3.0) == 1.0)
+    # an overlapping pair: the notch where the outlines meet weighs most
+    c = (yy - 20) ** 2 + (xx - 30) ** 2 <= 8**2
+    rr, cc = np.nonzero(c)
+    crop_c = (rr.min(), cc.min(), c[rr.min() : rr.max() + 1, cc.min() : cc.max() + 1])
+    wt2 = gap_weights((h, w), [crops[0], crop_c], 5.0, 3.0)
+    assert not (a | c)[14, 24] and wt2[14, 24] > 4.0  # just outside both, above the contact
+    assert wt2[20, 2] < 1.01 and wt2[2, 24] < wt2[14, 24]
+
+
+def test_gap_weighted_batches_and_loss(tmp_path: Path) -> None:
+    """With ``gap_weight`` the targets carry the weights as a second channel, the tiles and
+    masks are those of the unweighted sampler, and the loss weighs the cross-entropy by them
+    (all-ones weights: the plain loss). The option reaches the checkpointed configuration."""
+    import torch.nn.functional as F
+    from antema_fast.cli import main
+    from antema_fast.train.loop import loss_fn
+
+    _write_pairs(tmp_path / "pairs")
+    real = load_pairs(tmp_path / "pairs")
+    kw = dict(tile=64, real=real, real_fraction=0.5, seed=4)
+    x0, y0 = BatchSampler(Preprocessing(), **kw).batch(2, 6)
+    x1, y1 = BatchSampler(Preprocessing(), gap_weight=5.0, **kw).batch(2, 6)
+    np.testing.assert_array_equal(x0, x1)
+    assert y0.shape == (6, 1, 64, 64) and y1.shape == (6, 2, 64, 64)
+    np.testing.assert_array_equal(y0[:, 0], y1[:, 0])
+    wts = y1[:, 1]
+    assert wts.min() >= 1.0 and wts.max() > 2.0
+    assert np.all(wts[y1[:, 0] == 1] == 1.0)
+    with pytest.raises(ValueError, match="gap_weight"):
+        BatchSampler(Preprocessing(), gap_weight=-1.0)
+
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(2, 1, 16, 16, generator=g)
+    t = (torch.rand(2, 1, 16, 16, generator=g) > 0.5).float()
+    ones = torch.cat([t, torch.ones_like(t)], 1)
+    assert torch.allclose(loss_fn(z, ones), loss_fn(z, t))
+    wt = 1.0 + 4.0 * torch.rand(2, 1, 16, 16, generator=g)
+    p = torch.sigmoid(z)
+    dice = (2 * (p * t).sum() + 1) / (p.sum() + t.sum() + 1)
+    bce = (wt * F.binary_cross_entropy_with_logits(z, t, reduction="none")).mean()
+    assert torch.allclose(loss_fn(z, torch.cat([t, wt], 1)), bce + 1 - dice)
+
+    args = ["train", "--out-dir", str(tmp_path / "cli"), "--base", "8", "--steps", "2"]
+    args += ["--batch", "2", "--tile", "64", "--threads", "1", "--validate-every", "1000"]
+    assert main([*args, "--gap-weight", "5", "--gap-sigma", "2"]) == 0
+    ck = torch.load(tmp_path / "cli" / "checkpoint.pt", weights_only=False)
+    assert ck["config"]["gap_weight"] == 5.0 and ck["config"]["gap_sigma_px"] == 2.0
+
+
 def test_msaem_split_is_by_number() -> None:
     from antema_fast.train.data import LabelledImage
 

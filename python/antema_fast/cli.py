@@ -731,6 +731,22 @@ def _add_train(sub: argparse._SubParsersAction) -> Runner:  # type: ignore[type-
         "beside a GPU; default 0 = in the training process)",
     )
     p.add_argument(
+        "--gap-weight",
+        type=float,
+        default=0.0,
+        metavar="W0",
+        help="weigh the cross-entropy of background pixels between two particles by "
+        "1 + W0*exp(-(d1+d2)^2/(2 sigma^2)) (U-Net's weight map for touching objects; "
+        "default 0 = off)",
+    )
+    p.add_argument(
+        "--gap-sigma",
+        type=float,
+        default=3.0,
+        metavar="PX",
+        help="width of --gap-weight's map in pixels (default 3)",
+    )
+    p.add_argument(
         "--stop-at",
         type=int,
         default=None,
@@ -783,6 +799,8 @@ def _run_train(args: argparse.Namespace) -> int:
         ema=args.ema,
         device=args.device,
         data_workers=args.data_workers,
+        gap_weight=args.gap_weight,
+        gap_sigma_px=args.gap_sigma,
     )
     if args.stop_at is not None and args.stop_at < 1:
         raise SystemExit(f"antema train: --stop-at must be ≥ 1, got {args.stop_at}")

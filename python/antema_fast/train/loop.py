@@ -85,6 +85,12 @@ class TrainConfig:
     loss : str
         ``"bce-dice"`` (binary cross-entropy + soft Dice) or ``"bce-lovasz"`` (binary
         cross-entropy + the Lovász hinge, a surrogate of the pooled IoU); see :data:`LOSSES`.
+    gap_weight, gap_sigma_px : float
+        Weigh the cross-entropy of each pixel by U-Net's map for touching objects,
+        ``1 + gap_weight·exp(−(d1 + d2)²/(2·gap_sigma_px²))`` on background pixels at
+        distances d1 and d2 from the two nearest particles
+        (:func:`antema_fast.train.data.gap_weights`): the gaps and notches where particles meet,
+        which decide whether they can be separated. 0 (default) turns it off.
     precision : str
         ``"fp32"`` (default) or ``"bf16"``: the training forward pass under
         ``torch.autocast("cpu", bfloat16)`` (convolutions in bfloat16, weights, optimiser state,
@@ -136,6 +142,8 @@ class TrainConfig:
     time_budget_min: float | None = None
     init_from: str | None = None
     loss: str = "bce-dice"
+    gap_weight: float = 0.0
+    gap_sigma_px: float = 3.0
     precision: str = "fp32"
     channels_last: bool = True
     ema: float = 0.0
@@ -175,9 +183,19 @@ def _lr(cfg: TrainConfig, step: int, progress: float) -> float:
     return lo + 0.5 * (cfg.lr - lo) * (1 + math.cos(math.pi * min(max(t, 0.0), 1.0)))
 
 
+def _split_target(target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Targets ``[N, 1, H, W]``, or ``[N, 2, H, W]`` with per-pixel loss weights
+    (``TrainConfig.gap_weight``): ``(target, weight or None)``."""
+    if target.shape[1] == 2:
+        return target[:, :1], target[:, 1:]
+    return target, None
+
+
 def loss_fn(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Binary cross-entropy + (1 − soft Dice) of the particle class, per batch."""
-    bce = F.binary_cross_entropy_with_logits(logits, target)
+    """Binary cross-entropy (weighted per pixel when the target carries weights) + (1 − soft
+    Dice) of the particle class, per batch."""
+    target, weight = _split_target(target)
+    bce = F.binary_cross_entropy_with_logits(logits, target, weight=weight)
     p = torch.sigmoid(logits)
     inter = (p * target).sum()
     dice = (2 * inter + 1.0) / (p.sum() + target.sum() + 1.0)
@@ -207,10 +225,13 @@ def lovasz_hinge(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return torch.dot(F.relu(errors), grad.detach())
 
 
-LOSSES = {
-    "bce-dice": loss_fn,
-    "bce-lovasz": lambda z, t: F.binary_cross_entropy_with_logits(z, t) + lovasz_hinge(z, t),
-}
+def _bce_lovasz(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    target, weight = _split_target(target)
+    bce = F.binary_cross_entropy_with_logits(logits, target, weight=weight)
+    return bce + lovasz_hinge(logits, target)
+
+
+LOSSES = {"bce-dice": loss_fn, "bce-lovasz": _bce_lovasz}
 
 
 #: Training precisions (``TrainConfig.precision``) and the autocast dtype of each.
@@ -321,6 +342,8 @@ class Trainer:
             cfg.seed,
             regime_weights=cfg.regime_weights,
             synthetic_photometric=cfg.synthetic_photometric,
+            gap_weight=cfg.gap_weight,
+            gap_sigma_px=cfg.gap_sigma_px,
         )
         self.val_synth = D.synthetic_set(cfg.val_synthetic, cfg.tile, cfg.seed + 777)
         self.best = -1.0
