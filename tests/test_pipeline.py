@@ -361,6 +361,49 @@ def _keep_specks(seg: af.Segmentation, n: int) -> af.Segmentation:
     return af.Segmentation(mask, mask.astype(np.float32), "test", None, (), 0.0)
 
 
+def _grain_segmentation(n_grains: int, n_particles: int, seed: int = 0) -> af.Segmentation:
+    """A fine-sampled field (0.05 nm/px): ``n_particles`` discs 2 nm across and ``n_grains``
+    specks 0.7 nm across, the size of an amorphous carbon film's grain."""
+    rng = np.random.default_rng(seed)
+    shape = (400, 400)
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    mask = np.zeros(shape, bool)
+    centres = [(r, c) for r in range(35, 370, 60) for c in range(35, 370, 60)]
+    order = rng.permutation(len(centres))
+    for j, i in enumerate(order[: n_particles + n_grains]):
+        r, c = centres[i]
+        radius = 20.0 if j < n_particles else 7.0  # px: 2 nm and 0.7 nm across
+        mask |= (yy - r) ** 2 + (xx - c) ** 2 <= radius**2
+    return af.Segmentation(mask, mask.astype(np.float32), "test", None, (), 0.0)
+
+
+def test_specks_at_the_grain_of_the_support_are_flagged() -> None:
+    def quality(n_grains: int, n_particles: int, px: float = 0.05, **kw: float) -> dict:
+        seg = _grain_segmentation(n_grains, n_particles)
+        img = np.where(seg.mask, 800, 3000).astype(np.uint16)
+        res = finish(af.Micrograph.from_array(img, px), seg, THRESHOLD.replace(**kw))
+        return res.provenance["quality"]
+
+    # specks beside a population of 2-nm particles (under 1 nm and under half the median)
+    q = quality(4, 20)
+    assert q["support_grain"] == 4 and len(q["warnings"]) == 1
+    assert "4 of 24 measured particles are under 1 nm and under half the median" in q["warnings"][0]
+    assert "--min-diameter-nm 1" in q["warnings"][0]
+    # a field of specks with a particle or two: 40 % or more of the table under 1 nm
+    q = quality(12, 2)
+    assert (
+        q["support_grain"] == 12
+        and "12 of 14 measured particles are under 1 nm across" in (q["warnings"][0])
+    )
+    # the advice removes them; one or two specks, clean fields and coarse sampling do not warn
+    assert quality(4, 20, min_diameter_nm=1.0)["warnings"] == []
+    assert quality(2, 20)["warnings"] == [] and quality(2, 20)["support_grain"] == 2
+    assert quality(0, 20)["warnings"] == []
+    coarse = quality(12, 2, px=0.4)  # 1 nm is 2.5 px: the under-3-px check's ground
+    assert coarse["support_grain"] == 0
+    assert not any("amorphous carbon" in w for w in coarse["warnings"])
+
+
 def test_real_noisy_frame_flags_its_specks(shared_data) -> None:  # type: ignore[no-untyped-def]
     # a liquid-cell TEM frame (SAM-EM): the network finds a few particles and many specks
     path = shared_data / "streams" / "samem_lptem" / "000010.jpeg"
