@@ -1040,7 +1040,7 @@ def _support_grain_warning(
         return n_sub, None
     return n_sub, (
         f"{n} of {d_nm.size} measured particles are {what} across: the size of the grains of an "
-        "amorphous carbon support, which the network can take for particles in sparse fields; "
+        "amorphous carbon support, which segmentation can take for particles in sparse fields; "
         f"check the particle map. If yours are larger, min_diameter_nm={SUPPORT_GRAIN_NM:g} "
         f"(--min-diameter-nm {SUPPORT_GRAIN_NM:g}) leaves these out"
     )
