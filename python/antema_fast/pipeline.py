@@ -990,7 +990,8 @@ def quality(
         settings.min_area_px(pixel_size_nm),
         ignored=settings.ignored_mask(np.shape(mask)),
     )
-    d_px = np.asarray(table["equivalent_diameter_nm"], dtype=float) / pixel_size_nm
+    diam_nm = np.asarray(table["equivalent_diameter_nm"], dtype=float)
+    d_px = diam_nm / pixel_size_nm
     n_small = int(np.count_nonzero(d_px < UNDER_RESOLVED_PX))
     q["under_resolved"] = n_small
     q["particles"] = len(d_px)
@@ -1013,7 +1014,7 @@ def quality(
                 "from the noise around them"
             )
         )
-    grain = _support_grain_warning(d_px * pixel_size_nm, pixel_size_nm, UNDER_RESOLVED_PX)
+    grain = _support_grain_warning(diam_nm, pixel_size_nm, UNDER_RESOLVED_PX)
     q["support_grain"] = grain[0]
     if grain[1]:
         q["warnings"].append(grain[1])

@@ -11,7 +11,7 @@ import math
 import multiprocessing
 import re
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -253,15 +253,15 @@ def _component_masks(mask: np.ndarray) -> list[tuple[int, int, np.ndarray]]:
 
 
 def _orient(
-    img: np.ndarray, msk: np.ndarray, rng: np.random.Generator, extra: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """One of the 8 right-angle orientations, the same for the image, mask and ``extra``."""
+    img: np.ndarray, target: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """One of the 8 right-angle orientations, the same for the image and the target (a mask,
+    or the ``[2, H, W]`` mask and weights of :meth:`BatchSampler.target`)."""
     k = int(rng.integers(4))
-    arrs = [np.rot90(a, k) for a in (img, msk, extra) if a is not None]
+    img, target = np.rot90(img, k), np.rot90(target, k, axes=(-2, -1))
     if rng.random() < 0.5:
-        arrs = [a[:, ::-1] for a in arrs]
-    arrs = [np.ascontiguousarray(a) for a in arrs]
-    return arrs[0], arrs[1], (arrs[2] if extra is not None else None)
+        img, target = img[:, ::-1], target[..., ::-1]
+    return np.ascontiguousarray(img), np.ascontiguousarray(target)
 
 
 @dataclass
@@ -322,33 +322,31 @@ class BatchSampler:
         else:
             self._p = None
 
-    def _weights(
-        self, shape: tuple[int, int], masks: Sequence[tuple[int, int, np.ndarray]]
-    ) -> np.ndarray | None:
+    def target(
+        self, msk: np.ndarray, masks: Callable[[], Sequence[tuple[int, int, np.ndarray]]]
+    ) -> np.ndarray:
+        """The training target of a tile: its mask, or with ``gap_weight`` > 0 the ``[2, H, W]``
+        stack of the mask and :func:`gap_weights` of the particles ``masks()`` gives."""
         if self.gap_weight <= 0:
-            return None
-        return gap_weights(shape, masks, self.gap_weight, self.gap_sigma_px)
+            return msk
+        wts = gap_weights(msk.shape, masks(), self.gap_weight, self.gap_sigma_px)
+        return np.stack([msk.astype(np.float32), wts])
 
     def synthetic_tile(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """``(x, y)``: a preprocessed synthetic tile and its target (``[2, tile, tile]``,
-        mask and loss weight, with ``gap_weight`` > 0; else the mask)."""
+        """``(x, y)``: a preprocessed synthetic tile and its :meth:`target`."""
         regime = "mixed" if self._p is None else str(rng.choice(synth.REGIMES, p=self._p))
         s = synth.generate(rng, (self.tile, self.tile), regime)
-        wts = self._weights(s.semantic.shape, [(i.bbox[0], i.bbox[1], i.mask) for i in s.instances])
-        img, msk, wts = _orient(s.image, s.semantic, rng, wts)
+        y = self.target(s.semantic, lambda: [(i.bbox[0], i.bbox[1], i.mask) for i in s.instances])
+        img, y = _orient(s.image, y, rng)
         x = self.preprocessing.apply(_degrade_raw(img, rng, 0.3 * self.augment_strength))
-        x = _photometric(x, rng) if self.synthetic_photometric else x
-        return x, (msk if wts is None else np.stack([msk.astype(np.float32), wts]))
+        return (_photometric(x, rng) if self.synthetic_photometric else x), y
 
     def real_tile(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`synthetic_tile` for a crop of a real labelled image."""
         it = self.real[int(rng.integers(len(self.real)))]
         img, msk = _affine_crop(it.image, it.mask, self.tile, rng)
         x = self.preprocessing.apply(_degrade_raw(img, rng, self.augment_strength))
-        wts = self._weights(msk.shape, _component_masks(msk))
-        return _photometric(x, rng), (
-            msk if wts is None else np.stack([msk.astype(np.float32), wts])
-        )
+        return _photometric(x, rng), self.target(msk, lambda: _component_masks(msk))
 
     def batch(self, step: int, size: int) -> tuple[np.ndarray, np.ndarray]:
         """``(x, y)``: float32 ``[size, 1, tile, tile]`` inputs and 0/1 targets (``[size, 2,
