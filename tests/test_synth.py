@@ -467,6 +467,26 @@ def test_film_cover_has_the_asked_hole_and_a_tapered_edge(hole_fraction: float) 
 
 
 @pytest.mark.parametrize("regime", synth.REGIMES)
+def test_sparse_fields_hold_few_particles_at_the_same_scale(regime: str) -> None:
+    """A sparse field keeps the seed's pixel size and diameters, draws its coverage in
+    ``SPARSE_COVERAGE`` without aggregates, and holds far fewer particles than the standard
+    field of that seed; it cannot be combined with a given population."""
+    n_plain = n_sparse = 0
+    for seed in range(8):
+        plain = synth.generate(seed, (192, 192), regime)
+        s = synth.generate(seed, (192, 192), regime, sparse=True)
+        assert s.pixel_size_nm == plain.pixel_size_nm
+        assert s.info["median_diameter_nm"] == plain.info["median_diameter_nm"]
+        lo, hi = synth.SPARSE_COVERAGE
+        assert lo <= s.info["coverage"] <= hi and s.info["aggregate_fraction"] == 0.0
+        n_plain += len(plain.instances)
+        n_sparse += len(s.instances)
+    assert n_sparse < 0.25 * n_plain
+    with pytest.raises(ValueError, match="sparse"):
+        synth.generate(0, (64, 64), regime, sparse=True, population=synth.Population())
+
+
+@pytest.mark.parametrize("regime", synth.REGIMES)
 def test_film_hole_fields(regime: str) -> None:
     from scipy import ndimage
 

@@ -271,6 +271,28 @@ def test_gap_weighted_batches_and_loss(tmp_path: Path) -> None:
     assert ck["config"]["gap_weight"] == 5.0 and ck["config"]["gap_sigma_px"] == 2.0
 
 
+def test_sparse_fraction_draws_sparse_synthetic_tiles(tmp_path: Path) -> None:
+    """``sparse_fraction`` = 1 makes every synthetic tile a sparse field (far fewer particle
+    pixels than the standard tiles of the same seed); a value outside [0, 1] is refused, and
+    the option reaches the checkpointed configuration."""
+    from antema_fast.cli import main
+
+    kw = dict(tile=96, real=(), real_fraction=0.0, seed=3)
+    _, y0 = BatchSampler(Preprocessing(), **kw).batch(1, 16)
+    _, y1 = BatchSampler(Preprocessing(), sparse_fraction=1.0, **kw).batch(1, 16)
+    assert y0.shape == y1.shape == (16, 1, 96, 96)
+    assert float(y1.mean()) < 0.4 * float(y0.mean())
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ValueError, match="sparse_fraction"):
+            BatchSampler(Preprocessing(), sparse_fraction=bad)
+
+    args = ["train", "--out-dir", str(tmp_path / "cli"), "--base", "8", "--steps", "2"]
+    args += ["--batch", "2", "--tile", "64", "--threads", "1", "--validate-every", "1000"]
+    assert main([*args, "--sparse-fraction", "0.25"]) == 0
+    ck = torch.load(tmp_path / "cli" / "checkpoint.pt", weights_only=False)
+    assert ck["config"]["sparse_fraction"] == 0.25
+
+
 def test_msaem_split_is_by_number() -> None:
     from antema_fast.train.data import LabelledImage
 

@@ -747,6 +747,15 @@ def _add_train(sub: argparse._SubParsersAction) -> Runner:  # type: ignore[type-
         help="width of --gap-weight's map in pixels (default 3)",
     )
     p.add_argument(
+        "--sparse-fraction",
+        type=float,
+        default=0.0,
+        metavar="F",
+        help="draw this fraction of the synthetic tiles as sparse fields: a few particles or "
+        "none on wide support, whose texture the preprocessing stretches to full contrast "
+        "(default 0)",
+    )
+    p.add_argument(
         "--stop-at",
         type=int,
         default=None,
@@ -801,6 +810,7 @@ def _run_train(args: argparse.Namespace) -> int:
         data_workers=args.data_workers,
         gap_weight=args.gap_weight,
         gap_sigma_px=args.gap_sigma,
+        sparse_fraction=args.sparse_fraction,
     )
     if args.stop_at is not None and args.stop_at < 1:
         raise SystemExit(f"antema train: --stop-at must be ≥ 1, got {args.stop_at}")

@@ -77,6 +77,8 @@ SHAPES: tuple[str, ...] = (
     "plate",
 )
 REGIMES: tuple[str, ...] = ("tem", "hrtem", "haadf", "ultrasmall", "lowdose")
+#: Coverage range of a sparse field (``generate(sparse=True)``), drawn log-uniform.
+SPARSE_COVERAGE: tuple[float, float] = (0.0005, 0.02)
 
 # Lattice plane spacings of fcc metals (Au/Ag/Pt/Pd (111) and (200)), nm.
 _LATTICE_SPACINGS_NM = (0.235, 0.204, 0.226, 0.196)
@@ -1182,6 +1184,7 @@ def generate(
     population: Population | None = None,
     imaging: Imaging | None = None,
     film_hole: bool | None = None,
+    sparse: bool = False,
 ) -> SynthImage:
     """Generate one synthetic micrograph with its ground truth.
 
@@ -1204,11 +1207,21 @@ def generate(
         particles in the hole are removed, those on or over the edge stay). None: one field in
         seven, drawn. The hole's level is drawn with the imaging conditions (bright field
         1.05–1.5× the film, HAADF 0–0.5×); a given ``imaging`` keeps its ``vacuum_level``.
+    sparse : bool
+        A sparse field: the drawn population's coverage is replaced by one drawn log-uniform
+        in 0.0005–0.02 and its aggregates are dropped, so the field holds a few particles or
+        none (at least half a particle expected) on a wide area of support, as in low-loading
+        catalysts. There the percentile scaling of the preprocessing stretches the support's
+        texture to full contrast, which a network must learn not to take for particles. Only
+        with the drawn population (not with ``population``); False (default) draws nothing
+        more, so the other fields of a seed are unchanged.
 
     Returns
     -------
     SynthImage
     """
+    if sparse and population is not None:
+        raise ValueError("sparse: draws its own population; do not pass population too")
     rng = np.random.default_rng(seed)
     if regime == "mixed":
         regime = str(rng.choice(REGIMES, p=[0.3, 0.2, 0.2, 0.15, 0.15]))
@@ -1236,6 +1249,9 @@ def generate(
             aggregate_fraction=float(rng.uniform(0.4, 1.0)) if aggregated else 0.0,
             aggregate_size=(4, int(rng.integers(10, 81))) if aggregated else (4, 40),
         )
+        if sparse:
+            cov = math.exp(rng.uniform(math.log(SPARSE_COVERAGE[0]), math.log(SPARSE_COVERAGE[1])))
+            population = replace(population, coverage=float(cov), aggregate_fraction=0.0)
     if film_hole is None:
         film_hole = bool(rng.random() < 1.0 / 7.0)
     if imaging is None:

@@ -293,6 +293,10 @@ class BatchSampler:
         every pixel (:func:`gap_weights` of the tile's particles: the true instances of a
         synthetic tile, the separate components of a real label), and the loss weighs its
         cross-entropy by it. 0 (default): targets have one channel.
+    sparse_fraction : float
+        Fraction of the synthetic tiles drawn as sparse fields (``synth.generate(sparse=True)``:
+        a few particles or none on support whose texture the preprocessing stretches to full
+        contrast). 0 (default) draws nothing for it, so batches are those of a run without it.
     """
 
     preprocessing: Preprocessing
@@ -305,8 +309,11 @@ class BatchSampler:
     synthetic_photometric: bool = True
     gap_weight: float = 0.0
     gap_sigma_px: float = 3.0
+    sparse_fraction: float = 0.0
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.sparse_fraction <= 1.0:
+            raise ValueError(f"sparse_fraction: expected in [0, 1], got {self.sparse_fraction!r}")
         if not (math.isfinite(self.gap_weight) and self.gap_weight >= 0):
             raise ValueError(f"gap_weight: expected a finite number ≥ 0, got {self.gap_weight!r}")
         if not (math.isfinite(self.gap_sigma_px) and self.gap_sigma_px > 0):
@@ -335,7 +342,8 @@ class BatchSampler:
     def synthetic_tile(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """``(x, y)``: a preprocessed synthetic tile and its :meth:`target`."""
         regime = "mixed" if self._p is None else str(rng.choice(synth.REGIMES, p=self._p))
-        s = synth.generate(rng, (self.tile, self.tile), regime)
+        sparse = self.sparse_fraction > 0 and bool(rng.random() < self.sparse_fraction)
+        s = synth.generate(rng, (self.tile, self.tile), regime, sparse=sparse)
         y = self.target(s.semantic, lambda: [(i.bbox[0], i.bbox[1], i.mask) for i in s.instances])
         img, y = _orient(s.image, y, rng)
         x = self.preprocessing.apply(_degrade_raw(img, rng, 0.3 * self.augment_strength))

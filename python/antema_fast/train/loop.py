@@ -91,6 +91,11 @@ class TrainConfig:
         distances d1 and d2 from the two nearest particles
         (:func:`antema_fast.train.data.gap_weights`): the gaps and notches where particles meet,
         which decide whether they can be separated. 0 (default) turns it off.
+    sparse_fraction : float
+        Fraction of the synthetic tiles drawn as sparse fields, a few particles or none on
+        wide support (``synth.generate(sparse=True)``): they teach the model that support
+        texture stretched to full contrast is not a particle. 0 (default) turns it off and
+        leaves the batches unchanged.
     precision : str
         ``"fp32"`` (default) or ``"bf16"``: the training forward pass under
         ``torch.autocast("cpu", bfloat16)`` (convolutions in bfloat16, weights, optimiser state,
@@ -144,6 +149,7 @@ class TrainConfig:
     loss: str = "bce-dice"
     gap_weight: float = 0.0
     gap_sigma_px: float = 3.0
+    sparse_fraction: float = 0.0
     precision: str = "fp32"
     channels_last: bool = True
     ema: float = 0.0
@@ -344,6 +350,7 @@ class Trainer:
             synthetic_photometric=cfg.synthetic_photometric,
             gap_weight=cfg.gap_weight,
             gap_sigma_px=cfg.gap_sigma_px,
+            sparse_fraction=cfg.sparse_fraction,
         )
         self.val_synth = D.synthetic_set(cfg.val_synthetic, cfg.tile, cfg.seed + 777)
         self.best = -1.0
