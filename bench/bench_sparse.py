@@ -23,6 +23,7 @@ Run: ``nice -n 10 python bench/bench_sparse.py [--fields 12] [--model FILE ...] 
 from __future__ import annotations
 
 import argparse
+import itertools
 import warnings
 from collections.abc import Iterator
 
@@ -81,16 +82,22 @@ def main() -> None:
     args = ap.parse_args()
     warnings.simplefilter("ignore")
     models = args.model or ["antema-unet"]
-    fields = [(r, sparse_field(r, k)) for r in synth.REGIMES for k in range(args.fields)]
-    fields += [("near-empty", s) for s in near_empty_fields()]
+    settings = {
+        name: Settings(model=name, threads=args.threads, min_contrast_z=args.contrast_z)
+        for name in models
+    }
+    # drawn one at a time: each field is analysed by every model, then dropped
+    fields = itertools.chain(
+        ((r, sparse_field(r, k)) for r in synth.REGIMES for k in range(args.fields)),
+        (("near-empty", s) for s in near_empty_fields()),
+    )
     groups = [*synth.REGIMES, "near-empty"]
     recs: dict[tuple[str, str], list[dict]] = {}
     for regime, s in fields:
         recs.setdefault(("truth", regime), []).append(
             _record(postprocess(s.semantic, s.pixel_size_nm, Settings()), s)
         )
-        for name in models:
-            st = Settings(model=name, threads=args.threads, min_contrast_z=args.contrast_z)
+        for name, st in settings.items():
             res = analyze(s.image, pixel_size_nm=s.pixel_size_nm, settings=st)
             recs.setdefault((name, regime), []).append(_record(res, s))
     print(f"{args.fields} sparse fields per regime and 12 near-empty fields, 768²")
