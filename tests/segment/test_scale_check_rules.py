@@ -6,7 +6,13 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from antema_fast.segment._segmenter import _captured, _convex_regions, _widths
+from antema_fast.segment._segmenter import (
+    AGGREGATE_RAGGED_MARGIN,
+    _captured,
+    _region_convexity,
+    _wide_regions,
+    _widths,
+)
 
 
 def _disc(shape: tuple[int, int], centre: tuple[float, float], d: float) -> np.ndarray:
@@ -78,10 +84,53 @@ def test_a_wide_particle_is_captured_only_when_held_whole_and_convex(
     assert _captured(region, lab, stats, 4, 0.85, None) is (expected or name == "ragged")
 
 
+def _notched(mask: np.ndarray, centre: tuple[float, float], d: float) -> np.ndarray:
+    """``mask`` with notches of 6 px cut into the rim of the disc at ``centre``, ``d`` wide."""
+    yy, xx = np.mgrid[: mask.shape[0], : mask.shape[1]]
+    angle = np.arctan2(yy - centre[0], xx - centre[1])
+    return mask & ~((np.sin(angle * 40) > 0) & ~_disc(mask.shape, centre, d - 12))
+
+
 def test_only_convex_regions_are_single_particles() -> None:
     shape = (300, 500)
     one = _disc(shape, (150, 120), 160)
     pair = _disc(shape, (150, 330), 100) | _disc(shape, (150, 420), 100)
     lab, stats = _components(one | pair)
     ids = np.unique(lab[lab > 0])
-    assert _convex_regions(lab, stats, ids, 0.95) == {int(lab[150, 120])}
+    conv = _region_convexity(lab, stats, ids)
+    assert set(conv) == {int(i) for i in ids}
+    assert conv[int(lab[150, 120])] > 0.95 > conv[int(lab[150, 330])] > 0.8
+
+
+@pytest.mark.parametrize(
+    ("name", "captured"), [("same", True), ("deeper_neck", True), ("ragged", False)]
+)
+def test_a_wide_aggregate_is_captured_unless_its_full_scale_outline_is_more_ragged(
+    name: str, captured: bool
+) -> None:
+    """Two touching 160-px particles: the coarse pass draws them as one non-convex region. The
+    full-scale outline is kept where it is as smooth as the coarse one or parts the members
+    better (a deeper neck); drawn with notches all around (what a network does to particles
+    past its range), it is not, and the region is taken from the reduced-scale pass, whose
+    smooth outline the separation parts into two particles instead of a dozen fragments."""
+    shape = (300, 500)
+    coarse = _disc(shape, (150, 170), 160) | _disc(shape, (150, 310), 160)
+    if name == "same":
+        full = coarse.copy()
+    elif name == "deeper_neck":
+        full = _disc(shape, (150, 165), 158) | _disc(shape, (150, 315), 158)
+    else:
+        full = _notched(_notched(coarse, (150, 170), 160), (150, 310), 160)
+    lab, stats = _components(coarse)
+    widths = _widths(coarse, lab, stats, 80.0)
+    conv = _region_convexity(lab, stats, np.array([1]))
+    lab_full, stats_full = _components(full)
+    j = int(lab_full[150, 170])
+    c_full = _region_convexity(lab_full, stats_full, np.array([j]))[j]
+    assert conv[1] < 0.95  # an aggregate where it was drawn
+    assert (c_full >= conv[1] - AGGREGATE_RAGGED_MARGIN) is captured
+    missed, fields, n_captured = _wide_regions(
+        lab, widths, 80.0, lab_full, stats_full, 2, 0.85, 0.95, conv
+    )
+    assert fields == 0
+    assert (missed, n_captured) == (([], 1) if captured else ([1], 0))

@@ -45,6 +45,11 @@ SCALE_CHECK_MIN_PX = 80.0
 CAPTURED_COVER = 0.9
 CAPTURED_AREA_CHECK = 0.7
 CAPTURED_AREA_MERGE = 0.85
+# A wide aggregate (below the convexity threshold where the coarse pass drew it) counts as
+# captured only if its full-scale outline's convexity is at most this much lower than the
+# coarse outline's: past the model's range the full-scale pass draws ragged outlines, which
+# the separation cuts into fragments.
+AGGREGATE_RAGGED_MARGIN = 0.05
 # A wide region that holds at least this many compact full-scale particles (solidity ≥ 0.9,
 # ≥ 6 px wide, ≥ 90 % inside it), together covering at least this fraction of it, is a field
 # of small particles that a coarse pass saw as one (a slow background gradient at 1/8 scale),
@@ -86,10 +91,10 @@ def _captured(
     particle ``region`` (bool, full size) whole: its largest component on the region's core
     (``region`` eroded by ``margin_px``) covers :data:`CAPTURED_COVER` of the core (holes in
     it count as not covered) and has at least ``min_area_ratio`` of the region's area; with a
-    ``min_convexity`` (given where the region is one convex particle), its convexity (SPEC
-    section 2) must also be above it, so that the analysis measures it as one particle as it
-    is: a ragged full-scale outline (textured particles past the model's range) would be sent
-    to separation and come back shrunk or split."""
+    ``min_convexity``, its convexity (SPEC section 2) must also be above it, so that the
+    analysis measures it as it is: a ragged full-scale outline (textured particles past the
+    model's range) would be sent to separation and come back shrunk or split
+    (:func:`_wide_regions` sets the bound for single particles and for aggregates)."""
     import cv2
 
     ys, xs = np.nonzero(region)
@@ -126,15 +131,14 @@ def _convexity(mask: np.ndarray) -> float:
     return float(_core.convex_stats(np.ascontiguousarray(mask, dtype=np.uint8))["convexity"])
 
 
-def _convex_regions(labels: np.ndarray, stats: np.ndarray, ids: np.ndarray, t: float) -> set[int]:
-    """The labels among ``ids`` whose component (``labels``, ``stats`` of
-    ``cv2.connectedComponentsWithStats``) has a convexity above ``t``: one particle, not an
-    aggregate, as the pass that drew them sees it."""
-    out = set()
+def _region_convexity(labels: np.ndarray, stats: np.ndarray, ids: np.ndarray) -> dict[int, float]:
+    """Convexity (SPEC section 2) of each component among ``ids`` (``labels``, ``stats`` of
+    ``cv2.connectedComponentsWithStats``), as the pass that drew it sees it: above the
+    convexity threshold one particle, below it an aggregate."""
+    out = {}
     for i in ids:
         x, y, w, h = (int(v) for v in stats[int(i), :4])
-        if _convexity(labels[y : y + h, x : x + w] == i) > t:
-            out.add(int(i))
+        out[int(i)] = _convexity(labels[y : y + h, x : x + w] == i)
     return out
 
 
@@ -168,22 +172,25 @@ def _wide_regions(
     margin_px: int,
     min_area_ratio: float,
     min_convexity: float,
-    convex: set[int],
+    convexity: dict[int, float],
 ) -> tuple[list[int], int, int]:
     """The labels (of a full-size label image; ``widths[i - 1]`` the width of label ``i`` in
     full-size px, :func:`_widths`) at least ``min_px`` wide that the full-scale mask (its
     8-connected components ``lab_full``, ``stats_full``) did not capture (:func:`_captured`)
     and that are not a field of small particles in it; then how many wide ones were such
-    fields, and how many were captured. The labels in ``convex`` (one convex particle where
-    they were drawn) must also be above ``min_convexity`` at full scale to count as captured;
-    the others are aggregates, whose full-scale outline is non-convex by nature and is
-    better than a reduced-scale one for separating them."""
+    fields, and how many were captured. ``convexity[i]`` is label ``i``'s convexity where it
+    was drawn: above ``min_convexity`` it is one convex particle, whose full-scale outline must
+    be above ``min_convexity`` too to count as captured; below, an aggregate, whose full-scale
+    outline must not be more ragged than the coarse one (convexity at least
+    ``convexity[i] - AGGREGATE_RAGGED_MARGIN``): a finer outline of the same aggregate parts
+    its members better, a ragged one would be split into fragments by the separation."""
     large = np.flatnonzero(widths >= min_px) + 1
     missed = []
     fields = captured = 0
     for i in large:
         region = labels == i
         count, total = _compact_inside(lab_full, stats_full, region)
+        c = convexity[int(i)]
         if count >= SMALL_FIELD_COUNT and total >= SMALL_FIELD_COVER * np.count_nonzero(region):
             fields += 1
         elif _captured(
@@ -192,7 +199,7 @@ def _wide_regions(
             stats_full,
             margin_px,
             min_area_ratio,
-            min_convexity if int(i) in convex else None,
+            min_convexity if c > min_convexity else c - AGGREGATE_RAGGED_MARGIN,
         ):
             captured += 1
         else:
@@ -546,7 +553,7 @@ class Segmenter:
             factor,
             CAPTURED_AREA_CHECK,
             t,
-            _convex_regions(lab, stats, np.flatnonzero(widths >= SCALE_CHECK_MIN_PX) + 1, t),
+            _region_convexity(lab, stats, np.flatnonzero(widths >= SCALE_CHECK_MIN_PX) + 1),
         )
         if not missed:
             return None
@@ -613,7 +620,7 @@ class Segmenter:
             r,
             CAPTURED_AREA_MERGE,
             t,
-            _convex_regions(lab, stats, np.flatnonzero(widths >= min_width_px) + 1, t),
+            _region_convexity(lab, stats, np.flatnonzero(widths >= min_width_px) + 1),
         )
         note = {
             "scale": float(scale),
