@@ -10,6 +10,7 @@ from antema_fast.segment._segmenter import (
     AGGREGATE_RAGGED_MARGIN,
     _captured,
     _region_convexity,
+    _wide_fraction,
     _wide_regions,
     _widths,
 )
@@ -134,3 +135,32 @@ def test_a_wide_aggregate_is_captured_unless_its_full_scale_outline_is_more_ragg
     )
     assert fields == 0
     assert (missed, n_captured) == (([], 1) if captured else ([1], 0))
+
+
+def test_an_aggregate_holding_particles_in_the_models_range_keeps_its_full_scale_outline() -> None:
+    """A 140-px particle with eight 30-px ones touching it: the coarse pass draws one blob, the
+    full-scale pass each small particle with its neck, which makes its outline far less convex
+    than the blob's. Most of the blob is narrower than 80 px, so it is not an aggregate of wide
+    particles and no convexity is asked of the full-scale outline; two touching 140-px
+    particles are one."""
+    shape = (400, 400)
+    big = _disc(shape, (200, 200), 140)
+    ring = [
+        (200 + 84 * np.sin(a), 200 + 84 * np.cos(a)) for a in np.linspace(0, 2 * np.pi, 9)[:-1]
+    ]
+    full = big.copy()
+    for c in ring:
+        full |= _disc(shape, c, 30)
+    coarse = cv2.dilate(full.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0  # necks filled
+    assert _wide_fraction(coarse, 80.0) < 0.8
+    pair = _disc(shape, (200, 130), 140) | _disc(shape, (200, 265), 140)
+    assert _wide_fraction(pair, 80.0) > 0.9
+    lab, stats = _components(coarse)
+    conv = _region_convexity(lab, stats, np.array([1]))
+    lab_full, stats_full = _components(full)
+    j = int(lab_full[200, 200])
+    assert _region_convexity(lab_full, stats_full, np.array([j]))[j] < conv[1] - 0.05
+    missed, _, n_captured = _wide_regions(
+        lab, _widths(coarse, lab, stats, 80.0), 80.0, lab_full, stats_full, 8, 0.7, 0.95, conv
+    )
+    assert (missed, n_captured) == ([], 1)

@@ -50,6 +50,9 @@ CAPTURED_AREA_MERGE = 0.85
 # coarse outline's: past the model's range the full-scale pass draws ragged outlines, which
 # the separation cuts into fragments.
 AGGREGATE_RAGGED_MARGIN = 0.05
+# ... when it is an aggregate of wide particles: at least this share of its area lies in parts
+# at least SCALE_CHECK_MIN_PX wide (an opening by a disc that wide keeps it).
+WIDE_AGGREGATE_FRACTION = 0.8
 # A wide region that holds at least this many compact full-scale particles (solidity ≥ 0.9,
 # ≥ 6 px wide, ≥ 90 % inside it), together covering at least this fraction of it, is a field
 # of small particles that a coarse pass saw as one (a slow background gradient at 1/8 scale),
@@ -131,6 +134,22 @@ def _convexity(mask: np.ndarray) -> float:
     return float(_core.convex_stats(np.ascontiguousarray(mask, dtype=np.uint8))["convexity"])
 
 
+def _wide_fraction(region: np.ndarray, min_px: float) -> float:
+    """Share of ``region``'s area (bool, full size) in parts at least ``min_px`` wide: what an
+    opening by a disc of that diameter keeps."""
+    import cv2
+
+    ys, xs = np.nonzero(region)
+    if ys.size == 0:
+        return 0.0
+    crop = region[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1].astype(np.uint8)
+    d = max(1, int(round(min_px)))
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (d | 1, d | 1))
+    crop = cv2.copyMakeBorder(crop, d, d, d, d, cv2.BORDER_CONSTANT, value=0)
+    opened = cv2.morphologyEx(crop, cv2.MORPH_OPEN, disc)
+    return float(np.count_nonzero(opened)) / float(ys.size)
+
+
 def _region_convexity(labels: np.ndarray, stats: np.ndarray, ids: np.ndarray) -> dict[int, float]:
     """Convexity (SPEC section 2) of each component among ``ids`` (``labels``, ``stats`` of
     ``cv2.connectedComponentsWithStats``), as the pass that drew it sees it: above the
@@ -180,10 +199,14 @@ def _wide_regions(
     and that are not a field of small particles in it; then how many wide ones were such
     fields, and how many were captured. ``convexity[i]`` is label ``i``'s convexity where it
     was drawn: above ``min_convexity`` it is one convex particle, whose full-scale outline must
-    be above ``min_convexity`` too to count as captured; below, an aggregate, whose full-scale
-    outline must not be more ragged than the coarse one (convexity at least
-    ``convexity[i] - AGGREGATE_RAGGED_MARGIN``): a finer outline of the same aggregate parts
-    its members better, a ragged one would be split into fragments by the separation."""
+    be above ``min_convexity`` too to count as captured; below, an aggregate. An aggregate of
+    wide particles (:data:`WIDE_AGGREGATE_FRACTION` of it in parts at least ``min_px`` wide,
+    :func:`_wide_fraction`) counts as captured only if its full-scale outline is not more ragged
+    than the coarse one (convexity at least ``convexity[i] - AGGREGATE_RAGGED_MARGIN``): past
+    the model's range a ragged outline is what the separation cuts into fragments. Any other
+    aggregate holds particles in the model's range (small ones on a wide one, a close-packed
+    layer the coarse pass sees as one), whose full-scale outlines are the better ones: no
+    convexity is asked of it."""
     large = np.flatnonzero(widths >= min_px) + 1
     missed = []
     fields = captured = 0
@@ -191,16 +214,15 @@ def _wide_regions(
         region = labels == i
         count, total = _compact_inside(lab_full, stats_full, region)
         c = convexity[int(i)]
+        if c > min_convexity:  # one convex particle
+            bound: float | None = min_convexity
+        elif _wide_fraction(region, min_px) >= WIDE_AGGREGATE_FRACTION:  # of wide particles
+            bound = c - AGGREGATE_RAGGED_MARGIN
+        else:  # holding particles in the model's range, best drawn at full scale
+            bound = None
         if count >= SMALL_FIELD_COUNT and total >= SMALL_FIELD_COVER * np.count_nonzero(region):
             fields += 1
-        elif _captured(
-            region,
-            lab_full,
-            stats_full,
-            margin_px,
-            min_area_ratio,
-            min_convexity if c > min_convexity else c - AGGREGATE_RAGGED_MARGIN,
-        ):
+        elif _captured(region, lab_full, stats_full, margin_px, min_area_ratio, bound):
             captured += 1
         else:
             missed.append(int(i))
