@@ -145,9 +145,7 @@ def test_an_aggregate_holding_particles_in_the_models_range_keeps_its_full_scale
     particles are one."""
     shape = (400, 400)
     big = _disc(shape, (200, 200), 140)
-    ring = [
-        (200 + 84 * np.sin(a), 200 + 84 * np.cos(a)) for a in np.linspace(0, 2 * np.pi, 9)[:-1]
-    ]
+    ring = [(200 + 84 * np.sin(a), 200 + 84 * np.cos(a)) for a in np.linspace(0, 2 * np.pi, 9)[:-1]]
     full = big.copy()
     for c in ring:
         full |= _disc(shape, c, 30)

@@ -145,8 +145,8 @@ def _wide_fraction(region: np.ndarray, min_px: float) -> float:
     crop = region[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1].astype(np.uint8)
     d = max(1, int(round(min_px)))
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (d | 1, d | 1))
-    crop = cv2.copyMakeBorder(crop, d, d, d, d, cv2.BORDER_CONSTANT, value=0)
-    opened = cv2.morphologyEx(crop, cv2.MORPH_OPEN, disc)
+    padded = cv2.copyMakeBorder(crop, d, d, d, d, cv2.BORDER_CONSTANT, value=0)
+    opened = cv2.morphologyEx(padded, cv2.MORPH_OPEN, disc)
     return float(np.count_nonzero(opened)) / float(ys.size)
 
 
