@@ -213,6 +213,9 @@ def _wide_regions(
     for i in large:
         region = labels == i
         count, total = _compact_inside(lab_full, stats_full, region)
+        if count >= SMALL_FIELD_COUNT and total >= SMALL_FIELD_COVER * np.count_nonzero(region):
+            fields += 1
+            continue
         c = convexity[int(i)]
         if c > min_convexity:  # one convex particle
             bound: float | None = min_convexity
@@ -220,9 +223,7 @@ def _wide_regions(
             bound = c - AGGREGATE_RAGGED_MARGIN
         else:  # holding particles in the model's range, best drawn at full scale
             bound = None
-        if count >= SMALL_FIELD_COUNT and total >= SMALL_FIELD_COVER * np.count_nonzero(region):
-            fields += 1
-        elif _captured(region, lab_full, stats_full, margin_px, min_area_ratio, bound):
+        if _captured(region, lab_full, stats_full, margin_px, min_area_ratio, bound):
             captured += 1
         else:
             missed.append(int(i))
