@@ -334,10 +334,10 @@ def test_wide_particles_the_full_scale_pass_breaks_up_are_measured_from_the_seco
         )
     # the fields are ones the full-scale pass gets wrong by itself ...
     assert full_only["precision"] < 0.5 and full_only["mean_diameter_bias"] < -0.3
-    # ... and the analysis measures them (23 true particles; measured in session 17:
-    # precision 0.92, recall 0.96, mean diameter -7 %, one field keeping a ragged aggregate
-    # that the separation cut into fragments; session 20, the aggregate taken from the
-    # reduced-scale pass: precision 1.00, recall 1.00, mean diameter -2 %)
+    # ... and the analysis measures them (23 true particles; S5, session 17: precision 0.92,
+    # recall 0.96, mean diameter -7 %, one field keeping a ragged aggregate that the separation
+    # cut into fragments; S5, session 20, the aggregate taken from the reduced-scale pass:
+    # precision 1.00, recall 1.00, mean diameter -2 %; S10, session 21: 0.96, 1.00, -6 %)
     assert default["n_true"] >= 20
     assert default["precision"] >= 0.85 and default["recall"] >= 0.9
     assert abs(default["mean_diameter_bias"]) < 0.1
